@@ -1,0 +1,128 @@
+"""`highlevel-sync`: the command line. It owns the terminal; the library only logs.
+
+Every failure ends as one line on stderr naming the problem and the fix, and a non-zero exit
+code; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sources.highlevel.config import load_config, parse_date
+from sources.highlevel.errors import HighLevelError
+
+from .report import format_summary
+from .sync import SyncRequest, run_sync
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="highlevel-sync", description="Sync HighLevel CRM data into a warehouse.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="one sync (incremental after the first)")
+    run.add_argument("--resources", type=_csv, help="comma-separated subset, e.g. contacts,users")
+    run.add_argument("--locations", type=_csv, help="comma-separated location ids (default: from config)")
+    run.add_argument("--destination", help="dlt destination name (default duckdb)")
+    run.add_argument("--dataset-name", default="highlevel")
+    run.add_argument("--pipeline-name", default="highlevel")
+    run.add_argument("--pipelines-dir", help="where dlt keeps pipeline state (default ~/.dlt/pipelines)")
+    run.add_argument("--full-refresh", action="store_true", help="ignore stored cursors and re-read everything")
+    run.add_argument("--start-date", help="ISO date: read changes from here (first run / backfill)")
+    run.add_argument("--end-date", help="ISO date: end of a backfill window (does not move cursors)")
+
+    demo = sub.add_parser("demo", help="sync the bundled sandbox into ./highlevel_demo.duckdb, twice")
+    demo.add_argument("--path", default="highlevel_demo.duckdb")
+    demo.add_argument("--contacts", type=int, default=12_500, help="contacts in the biggest demo location")
+
+    sandbox = sub.add_parser("sandbox", help="the local HighLevel API")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    serve = sandbox_sub.add_parser("serve", help="serve the sandbox until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--no-rate-limit", action="store_true")
+    return parser
+
+
+def configure_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # httpx logs every URL at INFO; dlt is chatty. Neither belongs in a run's progress output.
+    for name in ("httpx", "httpcore", "dlt", "uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.WARNING if not debug else logging.INFO)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    request = SyncRequest(
+        resources=args.resources,
+        locations=args.locations,
+        destination=args.destination,
+        dataset_name=args.dataset_name,
+        pipeline_name=args.pipeline_name,
+        pipelines_dir=args.pipelines_dir,
+        full_refresh=args.full_refresh,
+        start_date=parse_date("--start-date", args.start_date),
+        end_date=parse_date("--end-date", args.end_date),
+    )
+    result = run_sync(request, config=load_config())
+    print(format_summary(result))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.path, args.contacts)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox import SandboxConfig, serve
+
+    overrides: dict[str, Any] = {"seed": args.seed}
+    if args.no_rate_limit:
+        overrides.update(rate_limit_max=None, daily_quota=None)
+    print(f"HighLevel sandbox on http://{args.host}:{args.port} (GET /__sandbox__/info for tokens); Ctrl-C stops")
+    serve(SandboxConfig(**overrides), host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.debug)
+    commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox}
+    try:
+        return commands[args.command](args)
+    except HighLevelError as exc:
+        if args.debug:
+            logging.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if type(exc).__name__ == "ConfigError" else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted: data and cursors of finished locations are kept; rerun to continue", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug or os.environ.get("HIGHLEVEL_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(rerun with --debug for details)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

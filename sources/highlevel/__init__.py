@@ -1,0 +1,47 @@
+"""HighLevel (GoHighLevel / LeadConnector) CRM as a dlt source, one location at a time.
+
+The source is built per location so each location commits its own data and cursors: a failing
+sub-account never costs the others their progress. No HTTP happens here; resources ask the
+client (`client.py`) for pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from . import settings
+from .client import HighLevelClient
+from .errors import ConfigError
+from .resources.contacts import contacts
+from .resources.context import LocationContext, SyncOptions
+from .resources.dimensions import custom_fields, locations, users
+
+__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source"]
+
+RESOURCE_NAMES = settings.RESOURCE_NAMES
+
+
+@dlt.source(name="highlevel", max_table_nesting=2)
+def highlevel_source(
+    ctx: LocationContext,
+    resources: Sequence[str] | None = None,
+) -> Any:
+    """All resources of one location, or the `resources` subset (names from RESOURCE_NAMES)."""
+    selected = list(resources or RESOURCE_NAMES)
+    unknown = sorted(set(selected) - set(RESOURCE_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
+    factories = {"contacts": contacts, "custom_fields": custom_fields, "users": users, "locations": locations}
+    built: list[DltResource] = [factories[name](ctx) for name in RESOURCE_NAMES if name in selected]
+    return built
+
+
+def location_context(
+    client: HighLevelClient, location_id: str, company_id: str | None = None, options: SyncOptions | None = None
+) -> LocationContext:
+    return LocationContext(client=client, location_id=location_id, company_id=company_id,
+                           options=options or SyncOptions())

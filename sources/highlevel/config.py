@@ -1,0 +1,118 @@
+"""User configuration, resolved once from dlt's providers (env vars, .dlt/*.toml) and validated.
+
+Every problem becomes a ConfigError naming the key and the fix, before any request is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import dlt
+
+from . import settings
+from .errors import ConfigError
+from .normalize import to_utc
+
+SECTION = "sources.highlevel"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    base_url: str = settings.DEFAULT_BASE_URL
+    location_ids: tuple[str, ...] = ()
+    company_id: str | None = None
+    private_integration_token: str | None = field(default=None, repr=False)
+    start_date: datetime | None = None
+    overlap: timedelta = settings.DEFAULT_OVERLAP
+    contacts_page_size: int = settings.CONTACTS_PAGE_LIMIT_MAX
+    max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
+    timeout_s: float = settings.DEFAULT_TIMEOUT_S
+
+
+def _lookup(key: str, secret: bool = False) -> Any:
+    accessor = dlt.secrets if secret else dlt.config
+    try:
+        return accessor.get(f"{SECTION}.{key}")
+    except Exception as exc:  # a malformed toml file surfaces here
+        raise ConfigError(f"cannot read {SECTION}.{key}: {exc}") from None
+
+
+def load_config(**overrides: Any) -> SourceConfig:
+    """Read `sources.highlevel.*`; keyword overrides (from CLI flags) win when not None."""
+    raw: dict[str, Any] = {
+        "base_url": _lookup("base_url"),
+        "location_ids": _lookup("location_ids") or _lookup("location_id"),
+        "company_id": _lookup("company_id"),
+        "private_integration_token": _lookup("private_integration_token", secret=True),
+        "start_date": _lookup("start_date"),
+        "overlap_minutes": _lookup("overlap_minutes"),
+        "contacts_page_size": _lookup("contacts_page_size"),
+        "max_attempts": _lookup("max_attempts"),
+        "timeout_s": _lookup("timeout_s"),
+    }
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return validate(raw)
+
+
+def validate(raw: dict[str, Any]) -> SourceConfig:
+    base_url = str(raw.get("base_url") or settings.DEFAULT_BASE_URL).strip().rstrip("/")
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"base_url {base_url!r} is not an http(s) URL; set SOURCES__HIGHLEVEL__BASE_URL to e.g. "
+            f"{settings.DEFAULT_BASE_URL}"
+        )
+    token = raw.get("private_integration_token")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError("private_integration_token must be a string")
+    return SourceConfig(
+        base_url=base_url,
+        location_ids=parse_locations(raw.get("location_ids")),
+        company_id=(str(raw["company_id"]).strip() or None) if raw.get("company_id") else None,
+        private_integration_token=token.strip() if token else None,
+        start_date=parse_date("start_date", raw.get("start_date")),
+        overlap=timedelta(minutes=_number("overlap_minutes", raw.get("overlap_minutes"), 5, 0, 24 * 60)),
+        contacts_page_size=int(_number("contacts_page_size", raw.get("contacts_page_size"),
+                                       settings.CONTACTS_PAGE_LIMIT_MAX, 1, settings.CONTACTS_PAGE_LIMIT_MAX)),
+        max_attempts=int(_number("max_attempts", raw.get("max_attempts"), settings.DEFAULT_MAX_ATTEMPTS, 1, 50)),
+        timeout_s=_number("timeout_s", raw.get("timeout_s"), settings.DEFAULT_TIMEOUT_S, 1, 600),
+    )
+
+
+def parse_locations(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"location_ids must be a list or a comma-separated string, got {type(value).__name__}")
+    ids = tuple(str(item).strip() for item in items if str(item).strip())
+    for location_id in ids:
+        if location_id != "all" and (not location_id.isalnum() or len(location_id) > 64):
+            raise ConfigError(f"location id {location_id!r} is malformed: HighLevel ids are short alphanumeric strings")
+    return ids
+
+
+def parse_date(name: str, value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return to_utc(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} {value!r} is not a date; use ISO-8601 like 2024-01-31 or 2024-01-31T00:00:00Z"
+        ) from None
+
+
+def _number(name: str, value: Any, default: float, low: float, high: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number between {low:g} and {high:g}, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return number

@@ -1,0 +1,107 @@
+"""Per-location request pacing from HighLevel's `X-RateLimit-*` headers.
+
+HighLevel allows a burst of N requests per interval (100 / 10 s) and a daily quota, per app and
+location. A healthy run should never see a 429, so requests are paced *before* sending: a
+sliding window where a request occupies its slot from the moment it is sent until one interval
+after its response arrived. That is conservative (the server counts arrivals, which are earlier)
+and works for fixed and sliding server windows alike, for concurrent callers too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from . import settings
+from .errors import QuotaExhausted
+
+
+class RateGovernor:
+    """Paces one location's requests; shared by all resources (and threads) of that location."""
+
+    def __init__(
+        self,
+        location: str,
+        max_requests: int = settings.DEFAULT_BURST_MAX,
+        interval_ms: int = settings.DEFAULT_BURST_INTERVAL_MS,
+        daily_reserve: int = settings.DEFAULT_DAILY_RESERVE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.location = location
+        self.max_requests = max_requests
+        self.interval_s = interval_ms / 1000.0
+        self.daily_reserve = daily_reserve
+        self.daily_remaining: int | None = None
+        self.daily_limit: int | None = None
+        self._clock = clock
+        self._sleep = sleep
+        self._done: deque[float] = deque()  # completion times of recent requests
+        self._in_flight = 0
+        self._blocked_until = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a request may be sent; raise QuotaExhausted near the daily limit."""
+        while True:
+            with self._lock:
+                if self.daily_remaining is not None and self.daily_remaining - self._in_flight <= self.daily_reserve:
+                    raise QuotaExhausted(
+                        f"location {self.location}: daily API quota nearly used up "
+                        f"({self.daily_remaining} of {self.daily_limit} left, keeping {self.daily_reserve} "
+                        "in reserve); stopping cleanly, the next run resumes from the saved cursors"
+                    )
+                now = self._clock()
+                horizon = now - self.interval_s
+                while self._done and self._done[0] <= horizon:
+                    self._done.popleft()
+                if now >= self._blocked_until and len(self._done) + self._in_flight < self.max_requests:
+                    self._in_flight += 1
+                    return
+                wait = self._blocked_until - now
+                if self._done and len(self._done) + self._in_flight >= self.max_requests:
+                    wait = max(wait, self._done[0] + self.interval_s - now)
+                wait = max(wait, 0.005)
+            self._sleep(min(wait, self.interval_s))
+
+    def release(self, headers: Mapping[str, str] | None) -> None:
+        """Record a finished request and learn the real limits from its headers."""
+        with self._lock:
+            self._in_flight -= 1
+            now = self._clock()
+            self._done.append(now)
+            if headers is None:
+                return
+            max_requests = _int_header(headers, "x-ratelimit-max")
+            interval_ms = _int_header(headers, "x-ratelimit-interval-milliseconds")
+            remaining = _int_header(headers, "x-ratelimit-remaining")
+            daily_remaining = _int_header(headers, "x-ratelimit-daily-remaining")
+            daily_limit = _int_header(headers, "x-ratelimit-limit-daily")
+            if max_requests and max_requests > 0:
+                self.max_requests = max_requests
+            if interval_ms and interval_ms > 0:
+                self.interval_s = interval_ms / 1000.0
+            if daily_remaining is not None:
+                self.daily_remaining = daily_remaining
+            if daily_limit is not None:
+                self.daily_limit = daily_limit
+            if remaining is not None and remaining <= 0:
+                # The server sees the window as full (another client of the same app may share it).
+                self._blocked_until = max(self._blocked_until, now + self.interval_s)
+
+    def back_off(self, seconds: float) -> None:
+        """Hold every request of this location for `seconds` (after a 429)."""
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(float(raw))
+    except ValueError:
+        return None

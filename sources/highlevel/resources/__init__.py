@@ -1,0 +1,1 @@
+"""One module per resource family; each resource is importable and testable alone."""

@@ -1,0 +1,78 @@
+"""What every resource of one location shares: the client, options, lazy lookups, a run report."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .. import settings
+from ..client import HighLevelClient
+from ..errors import ApiError
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Per-run knobs, resolved from config and CLI flags before the source is built."""
+
+    start_date: datetime | None = None
+    end_date: datetime | None = None  # set = a stateless backfill of [start_date, end_date]
+    overlap: timedelta = settings.DEFAULT_OVERLAP
+    contacts_page_size: int = settings.CONTACTS_PAGE_LIMIT_MAX
+    full_refresh: bool = False
+
+
+@dataclass
+class ResourceReport:
+    """Facts a resource reports for the run summary (rows emitted, path taken, warnings)."""
+
+    rows: int = 0
+    requests_note: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LocationContext:
+    client: HighLevelClient
+    location_id: str
+    company_id: str | None = None
+    options: SyncOptions = field(default_factory=SyncOptions)
+    reports: dict[str, ResourceReport] = field(default_factory=dict)
+    _custom_fields: list[dict[str, Any]] | None = None
+    _location: dict[str, Any] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def report(self, resource: str) -> ResourceReport:
+        with self._lock:
+            return self.reports.setdefault(resource, ResourceReport())
+
+    def custom_field_definitions(self) -> list[dict[str, Any]]:
+        """Definitions for every model, fetched once per run and shared by all resources."""
+        with self._lock:
+            if self._custom_fields is None:
+                body = self.client.get(
+                    settings.LOCATION_CUSTOM_FIELDS.format(location_id=self.location_id),
+                    version=settings.VERSION_2021_07_28,
+                    location_id=self.location_id,
+                    params={"model": "all"},
+                )
+                fields = body.get("customFields")
+                if not isinstance(fields, list):
+                    raise ApiError(f"location {self.location_id}: customFields response has no 'customFields' list")
+                self._custom_fields = fields
+            return self._custom_fields
+
+    def location(self) -> dict[str, Any]:
+        with self._lock:
+            if self._location is None:
+                body = self.client.get(
+                    settings.LOCATION.format(location_id=self.location_id),
+                    version=settings.VERSION_2021_07_28,
+                    location_id=self.location_id,
+                )
+                record = body.get("location")
+                if not isinstance(record, dict):
+                    raise ApiError(f"location {self.location_id}: GET /locations response has no 'location' object")
+                self._location = record
+            return self._location

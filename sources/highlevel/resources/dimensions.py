@@ -1,0 +1,57 @@
+"""Small dimensions (users, locations, custom-field definitions): re-read in full every run.
+
+They have no change timestamps (users and locations lack `dateUpdated`), and they are small.
+Each is merged with `merge_key="location_id"`: a run replaces exactly the rows of the location it
+read, and never touches other locations' rows, which a plain `replace` would wipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+
+from .. import settings
+from ..paginators import skip_limit_pages
+from .context import LocationContext
+
+LOCATION_KEY = {"location_id": {"data_type": "text", "nullable": False}}
+
+
+@dlt.resource(name="locations", write_disposition="merge", primary_key="id", merge_key="location_id",
+              columns=LOCATION_KEY)
+def locations(ctx: LocationContext) -> Iterator[dict[str, Any]]:
+    """The sub-account itself (name, timezone, address...)."""
+    record = dict(ctx.location())
+    record["location_id"] = ctx.location_id
+    ctx.report("locations").rows += 1
+    yield record
+
+
+@dlt.resource(name="custom_fields", write_disposition="merge", primary_key="id", merge_key="location_id",
+              columns=LOCATION_KEY)
+def custom_fields(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
+    """Custom-field definitions of every model (contact, opportunity), `dataType` kept."""
+    rows = [{**definition, "locationId": ctx.location_id} for definition in ctx.custom_field_definitions()]
+    ctx.report("custom_fields").rows += len(rows)
+    if rows:
+        yield rows
+
+
+@dlt.resource(name="users", write_disposition="merge", primary_key=("location_id", "id"),
+              merge_key="location_id", columns=LOCATION_KEY)
+def users(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
+    """Users with access to the location; one user appears once per location it belongs to."""
+    company_id = ctx.company_id or ctx.location().get("companyId")
+    params = {"companyId": company_id, "locationId": ctx.location_id}
+
+    def fetch(query: dict[str, Any]) -> dict[str, Any]:
+        return ctx.client.get(
+            settings.USERS_SEARCH, version=settings.VERSION_2021_07_28, location_id=ctx.location_id, params=query
+        )
+
+    for page in skip_limit_pages(fetch, params, "users", settings.USERS_PAGE_LIMIT):
+        rows = [{**user, "locationId": ctx.location_id} for user in page]
+        ctx.report("users").rows += len(rows)
+        yield rows

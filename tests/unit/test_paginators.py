@@ -1,0 +1,64 @@
+"""Paging styles against recorded response shapes, without a network."""
+
+from typing import Any
+
+import pytest
+
+from sources.highlevel.errors import ApiError
+from sources.highlevel.paginators import search_after_pages, skip_limit_pages
+
+
+def contacts_api(total: int) -> tuple[list[dict[str, Any]], Any]:
+    rows = [{"id": f"c{i:05d}", "searchAfter": [1_700_000_000_000 + i, f"c{i:05d}"]} for i in range(total)]
+    calls: list[dict[str, Any]] = []
+
+    def fetch(body: dict[str, Any]) -> dict[str, Any]:
+        calls.append(body)
+        start = 0
+        if "searchAfter" in body:
+            start = next(i for i, r in enumerate(rows) if r["searchAfter"] == body["searchAfter"]) + 1
+        return {"contacts": rows[start:start + body["pageLimit"]], "total": total}
+
+    return calls, fetch
+
+
+def test_search_after_walks_past_the_10k_window_without_gaps() -> None:
+    calls, fetch = contacts_api(12_345)
+    ids = [r["id"] for page, _ in search_after_pages(fetch, {"locationId": "L"}, "contacts", 500) for r in page]
+    assert ids == [f"c{i:05d}" for i in range(12_345)]
+    assert len(calls) == 25  # 24 full pages + the short last one; no empty trailing request
+    assert "page" not in calls[1] and calls[1]["searchAfter"] == [1_700_000_000_499, "c00499"]
+
+
+def test_exact_multiple_of_page_size_ends_on_an_empty_page() -> None:
+    calls, fetch = contacts_api(1000)
+    pages = [page for page, _ in search_after_pages(fetch, {}, "contacts", 500)]
+    assert [len(p) for p in pages] == [500, 500] and len(calls) == 3
+
+
+def test_a_repeated_cursor_is_an_error_not_an_endless_loop() -> None:
+    page = [{"id": "x", "searchAfter": [1, "x"]}] * 2
+
+    def fetch(body: dict[str, Any]) -> dict[str, Any]:
+        return {"contacts": page}
+
+    with pytest.raises(ApiError, match="repeated"):
+        list(search_after_pages(fetch, {}, "contacts", 2))
+
+
+def test_missing_items_key_is_a_clear_error() -> None:
+    with pytest.raises(ApiError, match="no 'contacts' list"):
+        list(search_after_pages(lambda body: {"error": "x"}, {}, "contacts", 10))
+
+
+def test_skip_limit_sends_strings_and_stops_on_a_short_page() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def fetch(params: dict[str, Any]) -> dict[str, Any]:
+        seen.append(params)
+        skip = int(params["skip"])
+        return {"users": [{"id": i} for i in range(skip, min(skip + int(params["limit"]), 250))], "count": 999}
+
+    pages = list(skip_limit_pages(fetch, {"companyId": "C"}, "users", 100))
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert [p["skip"] for p in seen] == ["0", "100", "200"] and seen[0]["limit"] == "100"

@@ -1,0 +1,60 @@
+"""The governor paces requests so a healthy run never meets a 429."""
+
+import pytest
+
+from sources.highlevel.errors import QuotaExhausted
+from sources.highlevel.ratelimit import RateGovernor
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_never_more_than_max_in_any_interval() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=10, interval_ms=1000, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for _ in range(55):
+        gov.acquire()
+        sent.append(clock.now)
+        clock.now += 0.001  # request latency
+        gov.release({})
+    for i in range(len(sent) - 10):
+        assert sent[i + 10] - sent[i] >= 1.0
+    # and it uses the budget: 55 requests in a little over 5 intervals
+    assert sent[-1] - sent[0] < 5.2
+
+
+def test_limits_are_learned_from_headers() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", clock=clock, sleep=clock.sleep)
+    gov.acquire()
+    gov.release({"x-ratelimit-max": "25", "x-ratelimit-interval-milliseconds": "2000",
+                 "x-ratelimit-daily-remaining": "9000", "x-ratelimit-limit-daily": "10000"})
+    assert (gov.max_requests, gov.interval_s, gov.daily_remaining) == (25, 2.0, 9000)
+
+
+def test_server_saying_window_full_blocks_a_whole_interval() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=100, interval_ms=10_000, clock=clock, sleep=clock.sleep)
+    gov.acquire()
+    gov.release({"x-ratelimit-remaining": "0"})
+    start = clock.now
+    gov.acquire()
+    assert clock.now - start >= 10.0
+
+
+def test_stops_before_the_daily_quota_is_gone() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", daily_reserve=5, clock=clock, sleep=clock.sleep)
+    gov.acquire()
+    gov.release({"x-ratelimit-daily-remaining": "5", "x-ratelimit-limit-daily": "200000"})
+    with pytest.raises(QuotaExhausted, match="daily API quota"):
+        gov.acquire()
