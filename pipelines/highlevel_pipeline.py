@@ -16,6 +16,7 @@ from typing import Any
 from sources.highlevel.config import load_config, parse_date
 from sources.highlevel.errors import HighLevelError
 
+from . import auth_cli
 from .report import format_summary
 from .sync import SyncRequest, run_sync
 
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="sync the bundled sandbox into ./highlevel_demo.duckdb, twice")
     demo.add_argument("--path", default="highlevel_demo.duckdb")
     demo.add_argument("--contacts", type=int, default=12_500, help="contacts in the biggest demo location")
+
+    auth_cli.add_parser(sub)
 
     sandbox = sub.add_parser("sandbox", help="the local HighLevel API")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -82,6 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     result = run_sync(request, config=load_config())
     print(format_summary(result))
+    for failed in (loc for loc in result.locations if not loc.ok):
+        print(f"error: {failed.error}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -105,7 +110,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug)
-    commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox}
+    commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "auth": auth_cli.run}
     try:
         return commands[args.command](args)
     except HighLevelError as exc:

@@ -19,10 +19,11 @@ import dlt
 from dlt.common.destination import Destination
 
 from sources.highlevel import RESOURCE_NAMES, SyncOptions, highlevel_source, location_context
-from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import ConfigError, HighLevelError
+
+from .credentials import Credentials, installed_locations, resolve_credentials
 
 logger = logging.getLogger("highlevel.sync")
 
@@ -87,26 +88,6 @@ def resolve_resources(names: Sequence[str] | None) -> list[str]:
     return selected
 
 
-def resolve_auth(config: SourceConfig, locations: Sequence[str] | None) -> tuple[AuthProvider, list[str]]:
-    """Pick credentials and the locations they can read; errors say which setting to fix."""
-    wanted = list(locations or config.location_ids)
-    if config.private_integration_token:
-        if not wanted:
-            raise ConfigError(
-                "a Private Integration Token reads one location: set SOURCES__HIGHLEVEL__LOCATION_ID to its id"
-            )
-        if len(wanted) > 1 or wanted == ["all"]:
-            raise ConfigError(
-                "a Private Integration Token reads only its own location; give one location id, "
-                "or use an agency OAuth token (`highlevel-sync auth login`) for several"
-            )
-        return StaticAuthProvider({wanted[0]: config.private_integration_token}), wanted
-    raise ConfigError(
-        "no credentials: set SOURCES__HIGHLEVEL__PRIVATE_INTEGRATION_TOKEN and SOURCES__HIGHLEVEL__LOCATION_ID "
-        "(or [sources.highlevel] in .dlt/secrets.toml)"
-    )
-
-
 def make_pipeline(request: SyncRequest) -> Any:
     kwargs: dict[str, Any] = {"pipelines_dir": request.pipelines_dir} if request.pipelines_dir else {}
     return dlt.pipeline(
@@ -132,10 +113,10 @@ def run_sync(
     config = config or load_config()
     resources = resolve_resources(request.resources)
     if auth is None:
-        auth, locations = resolve_auth(config, request.locations)
+        credentials = resolve_credentials(config, request.locations)
     else:
-        locations = list(request.locations or config.location_ids)
-    if not locations:
+        credentials = Credentials(auth, list(request.locations or config.location_ids), config.company_id)
+    if credentials.locations is not None and not credentials.locations:
         raise ConfigError("no location to sync: set SOURCES__HIGHLEVEL__LOCATION_ID or pass --locations")
     if request.end_date and not request.start_date and not config.start_date:
         raise ConfigError("--end-date needs --start-date (a backfill window)")
@@ -152,9 +133,15 @@ def run_sync(
 
     results: list[LocationResult] = []
     client_kwargs = {"max_attempts": config.max_attempts, "timeout_s": config.timeout_s, **(client_options or {})}
-    with HighLevelClient(config.base_url, auth, **client_kwargs) as client:
+    with HighLevelClient(config.base_url, credentials.auth, **client_kwargs) as client:
+        locations = credentials.locations
+        if locations is None:
+            if not credentials.company_id or credentials.manager is None:
+                raise ConfigError("agency fan-out needs company_id; set SOURCES__HIGHLEVEL__COMPANY_ID")
+            locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
         for location_id in locations:
-            results.append(_sync_location(pipeline, client, location_id, config, options, resources, loader_format))
+            results.append(_sync_location(pipeline, client, location_id, config, options, resources, loader_format,
+                                          credentials.company_id))
     return SyncResult(results, time.monotonic() - started, pipeline)
 
 
@@ -166,10 +153,11 @@ def _sync_location(
     options: SyncOptions,
     resources: list[str],
     loader_format: str | None,
+    company_id: str | None,
 ) -> LocationResult:
     result = LocationResult(location_id)
     started = time.monotonic()
-    ctx = location_context(client, location_id, config.company_id, options)
+    ctx = location_context(client, location_id, company_id, options)
     logger.info("location %s: extracting %s", location_id, ", ".join(resources))
     try:
         pipeline.extract(highlevel_source(ctx, resources), loader_file_format=loader_format)

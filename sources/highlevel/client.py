@@ -212,7 +212,7 @@ class HighLevelClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetryableError) and exc.wait_s:
             return float(exc.wait_s)
-        exp = self._backoff_base_s * (2 ** (state.attempt_number - 1))
+        exp = self._backoff_base_s * float(2 ** (state.attempt_number - 1))
         return min(self._backoff_max_s, exp) * (0.5 + random.random() / 2)
 
     def _before_retry(self, location_id: str, path: str) -> Callable[[RetryCallState], None]:

@@ -15,6 +15,7 @@ import dlt
 from . import settings
 from .errors import ConfigError
 from .normalize import to_utc
+from .tokenstore import DEFAULT_TOKEN_STORE
 
 SECTION = "sources.highlevel"
 
@@ -25,6 +26,9 @@ class SourceConfig:
     location_ids: tuple[str, ...] = ()
     company_id: str | None = None
     private_integration_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    token_store: str = DEFAULT_TOKEN_STORE
     start_date: datetime | None = None
     overlap: timedelta = settings.DEFAULT_OVERLAP
     contacts_page_size: int = settings.CONTACTS_PAGE_LIMIT_MAX
@@ -47,6 +51,9 @@ def load_config(**overrides: Any) -> SourceConfig:
         "location_ids": _lookup("location_ids") or _lookup("location_id"),
         "company_id": _lookup("company_id"),
         "private_integration_token": _lookup("private_integration_token", secret=True),
+        "client_id": _lookup("credentials.client_id", secret=True),
+        "client_secret": _lookup("credentials.client_secret", secret=True),
+        "token_store": _lookup("token_store"),
         "start_date": _lookup("start_date"),
         "overlap_minutes": _lookup("overlap_minutes"),
         "contacts_page_size": _lookup("contacts_page_size"),
@@ -73,6 +80,9 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         location_ids=parse_locations(raw.get("location_ids")),
         company_id=(str(raw["company_id"]).strip() or None) if raw.get("company_id") else None,
         private_integration_token=token.strip() if token else None,
+        client_id=_optional_str("credentials.client_id", raw.get("client_id")),
+        client_secret=_optional_str("credentials.client_secret", raw.get("client_secret")),
+        token_store=_optional_str("token_store", raw.get("token_store")) or DEFAULT_TOKEN_STORE,
         start_date=parse_date("start_date", raw.get("start_date")),
         overlap=timedelta(minutes=_number("overlap_minutes", raw.get("overlap_minutes"), 5, 0, 24 * 60)),
         contacts_page_size=int(_number("contacts_page_size", raw.get("contacts_page_size"),
@@ -116,3 +126,11 @@ def _number(name: str, value: Any, default: float, low: float, high: float) -> f
     if not low <= number <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
     return number
+
+
+def _optional_str(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int):
+        raise ConfigError(f"{name} must be a string")
+    return str(value).strip() or None
