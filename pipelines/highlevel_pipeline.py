@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--contacts", type=_csv, help="contacts per location, e.g. 12500,300,40")
+    serve.add_argument("--index-lag", type=float, help="max search-index lag in seconds")
     serve.add_argument("--no-rate-limit", action="store_true")
     return parser
 
@@ -100,6 +102,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox import SandboxConfig, serve
 
     overrides: dict[str, Any] = {"seed": args.seed}
+    if args.contacts:
+        overrides["contacts_per_location"] = tuple(int(n) for n in args.contacts)
+    if args.index_lag is not None:
+        overrides["index_lag_s"] = args.index_lag
     if args.no_rate_limit:
         overrides.update(rate_limit_max=None, daily_quota=None)
     print(f"HighLevel sandbox on http://{args.host}:{args.port} (GET /__sandbox__/info for tokens); Ctrl-C stops")

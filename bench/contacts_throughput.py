@@ -1,0 +1,191 @@
+"""Benchmark: contacts end to end (sandbox over loopback → DuckDB), this source vs a dlt rest_api baseline.
+
+Side by side in one run, each sync in a fresh child process (peak RSS measured per child):
+  1. this source (paced client, parquet loader files)   — rate limits off
+  2. baseline: dlt's `rest_api` source configured the way dlt's docs show for this endpoint,
+     DuckDB defaults (insert_values)                     — rate limits off
+  3. this source with the real limit (100 requests / 10 s): request-budget use and 429 count
+
+The sandbox runs in its own process so its CPU and memory are not charged to the syncs.
+
+    .venv/bin/python bench/contacts_throughput.py --contacts 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sandbox(contacts: int) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [PY, "-m", "pipelines.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
+         "--contacts", str(contacts), "--no-rate-limit", "--index-lag", "0.5"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            info = httpx.get(f"{base}/__sandbox__/info", timeout=5).json()
+            return proc, base, info
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("sandbox did not start")
+
+
+def run_child(mode: str, base: str, location: str, token: str, workdir: Path) -> dict[str, Any]:
+    """Run one sync in a child process; return its report plus wall time and peak RSS."""
+    out = workdir / f"{mode}.json"
+    started = time.monotonic()
+    proc = subprocess.Popen([PY, __file__, "--child", mode, "--base-url", base, "--location", location,
+                             "--workdir", str(workdir), "--out", str(out)],
+                            cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(f"{mode} child failed with status {status}")
+    report = json.loads(out.read_text())
+    report.update(wall_s=round(wall, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    return report
+
+
+def child_source(base: str, location: str, workdir: Path) -> dict[str, Any]:
+    from pipelines.sync import SyncRequest, duckdb_destination, run_sync
+    from sources.highlevel.auth import StaticAuthProvider
+    from sources.highlevel.config import validate
+
+    token = os.environ["BENCH_TOKEN"]
+    started = time.monotonic()
+    result = run_sync(
+        SyncRequest(destination=duckdb_destination(workdir / "source.duckdb"), resources=["contacts"],
+                    pipelines_dir=str(workdir / "pipelines_source")),
+        config=validate({"base_url": base, "location_ids": [location]}),
+        auth=StaticAuthProvider({location: token}),
+    )
+    if not result.ok:
+        raise SystemExit(result.locations[0].error)
+    return {"seconds": round(time.monotonic() - started, 2), "contacts": result.rows_by_table().get("contacts", 0),
+            "requests": result.locations[0].stats.requests, "throttled": result.locations[0].stats.throttled}
+
+
+def child_baseline(base: str, location: str, workdir: Path) -> dict[str, Any]:
+    """dlt's rest_api source as its docs show: bearer auth, a JSON-cursor paginator, defaults elsewhere."""
+    import dlt
+    from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+    from dlt.sources.rest_api import rest_api_source
+
+    class SearchAfterPaginator(JSONResponseCursorPaginator):
+        """searchAfter lives on the last row and goes back in the JSON body (rest_api's documented hook)."""
+
+        def update_state(self, response: Any, data: Any = None) -> None:
+            rows = response.json().get("contacts") or []
+            self._next_reference = rows[-1]["searchAfter"] if len(rows) == 500 else None
+
+        def update_request(self, request: Any) -> None:
+            request.json = {**(request.json or {}), "searchAfter": self._next_reference}
+
+    token = os.environ["BENCH_TOKEN"]
+    source = rest_api_source({
+        "client": {"base_url": base, "auth": {"type": "bearer", "token": token},
+                   "headers": {"Version": "2021-07-28"}},
+        "resources": [{
+            "name": "contacts",
+            "primary_key": "id",
+            "write_disposition": "merge",
+            "endpoint": {
+                "path": "contacts/search", "method": "POST",
+                "json": {"locationId": location, "pageLimit": 500,
+                         "sort": [{"field": "dateUpdated", "direction": "asc"}]},
+                "data_selector": "contacts",
+                "paginator": SearchAfterPaginator(cursor_path="contacts[-1].searchAfter"),
+            },
+        }],
+    })
+    pipeline = dlt.pipeline("bench_baseline", destination=dlt.destinations.duckdb(str(workdir / "baseline.duckdb")),
+                            dataset_name="highlevel", pipelines_dir=str(workdir / "pipelines_baseline"))
+    started = time.monotonic()
+    info = pipeline.run(source)
+    info.raise_on_failed_jobs()
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    return {"seconds": round(time.monotonic() - started, 2), "contacts": counts.get("contacts", 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-limited", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--base-url")
+    parser.add_argument("--location")
+    parser.add_argument("--workdir")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        fn = child_source if args.child.startswith("source") else child_baseline
+        Path(args.out).write_text(json.dumps(fn(args.base_url, args.location, Path(args.workdir))))
+        return
+
+    proc, base, info = start_sandbox(args.contacts)
+    location = info["location_ids"][0]
+    token = info["tokens"][location]
+    results: dict[str, Any] = {"contacts": args.contacts, "machine": f"{os.cpu_count()} cores"}
+    try:
+        with tempfile.TemporaryDirectory(prefix="hl_bench_") as tmp:
+            work = Path(tmp)
+            results["source"] = run_child("source", base, location, token, work)
+            if not args.skip_baseline:
+                results["baseline"] = run_child("baseline", base, location, token, work)
+            if not args.skip_limited:
+                httpx.post(f"{base}/__sandbox__/ratelimits", json={"max": 100, "interval_ms": 10_000}, timeout=10)
+                httpx.delete(f"{base}/__sandbox__/requests", timeout=10)
+                limited = run_child("source_limited", base, location, token, work)
+                log = httpx.get(f"{base}/__sandbox__/requests", timeout=60).json()
+                entries = log["requests"] if isinstance(log, dict) else log
+                n = len(entries)
+                limited["server_429s"] = sum(1 for e in entries if e["status"] == 429)
+                # the budget allows a burst of 100, then 10/s: the fastest possible time for n requests
+                minimum = max(0.0, (n - 100) / 10.0)
+                limited["budget_minimum_s"] = minimum
+                limited["budget_used"] = round(minimum / limited["seconds"], 3) if limited["seconds"] else None
+                results["source_limited"] = limited
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    src = results["source"]
+    src["contacts_per_s"] = round(src["contacts"] / src["wall_s"], 1)
+    if "baseline" in results:
+        base_r = results["baseline"]
+        base_r["contacts_per_s"] = round(base_r["contacts"] / base_r["wall_s"], 1)
+        results["speedup_vs_baseline"] = round(src["contacts_per_s"] / base_r["contacts_per_s"], 2)
+    print(json.dumps(results, indent=2))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    with (ROOT / "bench" / "results" / "contacts_throughput.jsonl").open("a") as fh:
+        fh.write(json.dumps({"at": stamp, **results}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
