@@ -16,9 +16,12 @@ from dlt.extract.resource import DltResource
 from . import settings
 from .client import HighLevelClient
 from .errors import ConfigError
+from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
+from .resources.conversations import conversations, messages
 from .resources.context import LocationContext, SyncOptions
 from .resources.dimensions import custom_fields, locations, users
+from .resources.opportunities import opportunities, pipelines
 
 __all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source"]
 
@@ -35,7 +38,18 @@ def highlevel_source(
     unknown = sorted(set(selected) - set(RESOURCE_NAMES))
     if unknown:
         raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
-    factories = {"contacts": contacts, "custom_fields": custom_fields, "users": users, "locations": locations}
+    factories = {
+        "contacts": contacts,
+        "opportunities": opportunities,
+        "pipelines": pipelines,
+        "conversations": conversations,
+        "messages": messages,
+        "calendars": calendars,
+        "appointments": appointments,
+        "custom_fields": custom_fields,
+        "users": users,
+        "locations": locations,
+    }
     built: list[DltResource] = [factories[name](ctx) for name in RESOURCE_NAMES if name in selected]
     return built
 

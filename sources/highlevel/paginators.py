@@ -75,3 +75,76 @@ def skip_limit_pages(
             return
         skip += len(rows)
     raise ApiError(f"'{items_key}' paging did not end after {max_pages} pages")
+
+
+def start_after_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str, limit: int) -> Iterator[Page]:
+    """Page `GET /opportunities/search` (and the deprecated contacts list) by `startAfter`/`startAfterId`.
+
+    The next cursor comes from `meta`; a page without one, or a short page, is the last.
+    """
+    query = {**params, "limit": limit}
+    seen: set[tuple[Any, Any]] = set()
+    while True:
+        response = fetch(query)
+        rows = response.get(items_key)
+        if not isinstance(rows, list):
+            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        if rows:
+            yield rows
+        meta = response.get("meta") or {}
+        marker = (meta.get("startAfter"), meta.get("startAfterId"))
+        if len(rows) < limit or not marker[1]:
+            return
+        if marker in seen:
+            raise ApiError(f"startAfter cursor {marker!r} repeated: the API is looping, stopping")
+        seen.add(marker)
+        query = {**query, "startAfter": marker[0], "startAfterId": marker[1]}
+
+
+def export_cursor_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str) -> Iterator[Page]:
+    """Page the message export by its opaque `nextCursor` (null when done)."""
+    query = dict(params)
+    seen: set[str] = set()
+    while True:
+        response = fetch(query)
+        rows = response.get(items_key)
+        if not isinstance(rows, list):
+            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        if rows:
+            yield rows
+        cursor = response.get("nextCursor")
+        if not cursor or not rows:
+            return
+        if cursor in seen:
+            raise ApiError("export cursor repeated: the API is looping, stopping")
+        seen.add(cursor)
+        query = {**query, "cursor": cursor}
+
+
+def sort_value_pages(
+    fetch: JsonFetch, params: dict[str, Any], items_key: str, limit: int, sort_field: str
+) -> Iterator[Page]:
+    """Page `GET /conversations/search` with `startAfterDate` = the last row's sort value.
+
+    Rows may carry their own `sort` array (preferred, it breaks ties) or only the sort field.
+    """
+    query = {**params, "limit": limit}
+    seen: set[str] = set()
+    while True:
+        response = fetch(query)
+        rows = response.get(items_key)
+        if not isinstance(rows, list):
+            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        if rows:
+            yield rows
+        if len(rows) < limit:
+            return
+        last = rows[-1]
+        marker = last.get("sort") or last.get(sort_field)
+        if marker is None or marker == []:
+            raise ApiError(f"'{items_key}' rows carry no '{sort_field}' to page by")
+        value = ",".join(map(str, marker)) if isinstance(marker, list) else str(marker)
+        if value in seen:
+            raise ApiError(f"startAfterDate {value} repeated: the API is looping, stopping")
+        seen.add(value)
+        query = {**query, "startAfterDate": value}

@@ -20,11 +20,29 @@ CONTACTS_SEARCH = "/contacts/search"
 LOCATION = "/locations/{location_id}"
 LOCATION_CUSTOM_FIELDS = "/locations/{location_id}/customFields"
 USERS_SEARCH = "/users/search"
+OPPORTUNITIES_SEARCH = "/opportunities/search"  # GET (snake_case params) and POST (advanced search)
+PIPELINES = "/opportunities/pipelines"
+CONVERSATIONS_SEARCH = "/conversations/search"
+MESSAGES_EXPORT = "/conversations/messages/export"
+CALENDARS = "/calendars/"
+CALENDAR_EVENTS = "/calendars/events"
 
 # Paging limits enforced by the API
 CONTACTS_PAGE_LIMIT_MAX = 500
 SEARCH_RESULT_WINDOW = 10_000  # page-number access stops here; searchAfter keeps going
 USERS_PAGE_LIMIT = 100
+OPPORTUNITIES_POST_LIMIT = 500
+OPPORTUNITIES_GET_LIMIT = 100
+CONVERSATIONS_LIMIT = 100
+MESSAGES_EXPORT_LIMIT = 500
+# Candidate names for the undocumented update-time field of POST /opportunities/search, tried in order.
+OPPORTUNITY_UPDATE_FIELDS = ("date_updated", "updatedAt", "updated_at")
+
+# Appointments: no change filter exists, so windows by appointment time.
+APPOINTMENT_BACKFILL_WINDOW = timedelta(days=90)
+APPOINTMENT_LOOKBACK = timedelta(days=30)
+APPOINTMENT_LOOKAHEAD = timedelta(days=365)
+APPOINTMENT_DEFAULT_HISTORY = timedelta(days=3 * 365)  # first-run backfill when start_date is unset
 
 # Incremental behaviour
 DEFAULT_OVERLAP = timedelta(minutes=5)  # covers the asynchronous search index lag (seconds) generously
@@ -40,4 +58,15 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 6
 DEFAULT_BACKOFF_MAX_S = 30.0
 
-RESOURCE_NAMES = ("contacts", "custom_fields", "users", "locations")
+RESOURCE_NAMES = (
+    "contacts",
+    "opportunities",
+    "pipelines",
+    "conversations",
+    "messages",
+    "calendars",
+    "appointments",
+    "custom_fields",
+    "users",
+    "locations",
+)

@@ -17,15 +17,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import dlt
 
 from .. import settings
-from ..normalize import custom_value_tombstone, shape_contact, to_iso_z, to_utc
+from ..normalize import custom_value_tombstone, shape_contact, to_iso_z
 from ..paginators import search_after_pages
 from .context import LocationContext
+from .cursors import LocationCursor
 
 logger = logging.getLogger(__name__)
 
@@ -82,17 +83,11 @@ def custom_values_hints(table: str, record_id_field: str) -> Any:
 )
 def contacts(ctx: LocationContext) -> Iterator[Any]:
     """Changed contacts of one location (all of them on the first run) plus their custom values."""
-    state = dlt.current.resource_state()
-    cursors: dict[str, str] = state.setdefault("cursors", {})
-    options = ctx.options
-    stored = None if options.full_refresh or options.end_date else cursors.get(ctx.location_id)
-    since = _window_start(stored, options.start_date, options)
+    cursor = LocationCursor(ctx, "contacts")
+    since, until = cursor.window_start(), ctx.options.end_date
     report = ctx.report("contacts")
-
     definitions = {str(d.get("id")): d for d in ctx.custom_field_definitions()}
     value_hints = custom_values_hints("contact_custom_field_values", "contact_id")
-    body = _search_body(ctx.location_id, since, options.end_date)
-    newest: datetime | None = to_utc(stored) if stored else None
     ignored_filter = 0
     last_log = time.monotonic()
     seen = 0
@@ -102,17 +97,17 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
             settings.CONTACTS_SEARCH, version=settings.VERSION_2021_07_28, location_id=ctx.location_id, json=request
         )
 
-    for page, response in search_after_pages(fetch, body, "contacts", options.contacts_page_size):
+    body = _search_body(ctx.location_id, since, until)
+    for page, response in search_after_pages(fetch, body, "contacts", ctx.options.contacts_page_size):
         rows: list[dict[str, Any]] = []
         values: list[dict[str, Any]] = []
         for contact in page:
             row, value_rows = shape_contact(contact, ctx.location_id, definitions)
             changed = row.get("dateUpdated") or row.get("dateAdded")
-            if since is not None and changed is not None and changed < since:
-                ignored_filter += 1  # the API ignored the range filter; this row is not a change
+            if changed is not None and ((since and changed < since) or (until and changed > until)):
+                ignored_filter += 1  # the API ignored the range filter; this row is not in the window
                 continue
-            if changed is not None and (newest is None or changed > newest):
-                newest = changed
+            cursor.observe(changed)
             rows.append(row)
             values.extend(value_rows or [custom_value_tombstone("contact_id", row["id"], ctx.location_id)])
         seen += len(page)
@@ -120,27 +115,17 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
         if rows:
             yield rows
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
-        if newest is not None and not options.end_date:
-            cursors[ctx.location_id] = to_iso_z(newest)
+        cursor.save()
         if time.monotonic() - last_log > 5:
             last_log = time.monotonic()
             logger.info("location %s contacts: %d of %s read", ctx.location_id, seen, response.get("total", "?"))
 
     if ignored_filter:
         report.warnings.append(
-            f"contacts search returned {ignored_filter} rows older than the window start: the dateUpdated "
+            f"contacts search returned {ignored_filter} rows outside the window: the dateUpdated "
             "filter looks ignored by the API, so each run scans every contact"
         )
-    state.setdefault("last_success", {})[ctx.location_id] = to_iso_z(datetime.now(UTC))
-
-
-def _window_start(stored: str | None, start_date: datetime | None, options: Any) -> datetime | None:
-    if stored:
-        since: datetime | None = to_utc(stored)
-        assert since is not None
-        since = since - options.overlap
-        return max(since, start_date) if start_date else since
-    return start_date
+    cursor.finish()
 
 
 def _search_body(location_id: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,8 @@ class SyncOptions:
     overlap: timedelta = settings.DEFAULT_OVERLAP
     contacts_page_size: int = settings.CONTACTS_PAGE_LIMIT_MAX
     full_refresh: bool = False
+    appointment_lookback: timedelta = settings.APPOINTMENT_LOOKBACK
+    appointment_lookahead: timedelta = settings.APPOINTMENT_LOOKAHEAD
 
 
 @dataclass
@@ -41,6 +44,7 @@ class LocationContext:
     reports: dict[str, ResourceReport] = field(default_factory=dict)
     _custom_fields: list[dict[str, Any]] | None = None
     _location: dict[str, Any] | None = None
+    _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def report(self, resource: str) -> ResourceReport:
@@ -62,6 +66,13 @@ class LocationContext:
                     raise ApiError(f"location {self.location_id}: customFields response has no 'customFields' list")
                 self._custom_fields = fields
             return self._custom_fields
+
+    def calendars(self, fetch: Callable[[LocationContext], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The calendar list, fetched once and shared by `calendars` and `appointments`."""
+        with self._lock:
+            if self._calendars is None:
+                self._calendars = fetch(self)
+            return self._calendars
 
     def location(self) -> dict[str, Any]:
         with self._lock:

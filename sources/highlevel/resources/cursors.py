@@ -1,0 +1,50 @@
+"""A resource's cursor for one location, kept in dlt resource state.
+
+State commits only with a successful extract of the data it describes, so a failed run leaves
+the previous cursor in place. Layout: `resources.<name>.cursors[<location>]` (ISO-8601 UTC) and
+`resources.<name>.last_success[<location>]`, readable by `highlevel-sync status`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+
+from ..normalize import to_iso_z, to_utc
+from .context import LocationContext
+
+
+class LocationCursor:
+    def __init__(self, ctx: LocationContext, resource: str) -> None:
+        self.ctx = ctx
+        self.resource = resource
+        self._state: dict[str, Any] = dlt.current.resource_state()
+        self._cursors: dict[str, str] = self._state.setdefault("cursors", {})
+        options = ctx.options
+        # a backfill window (end_date) and --full-refresh neither read nor move the stored cursor
+        self.stateless = options.end_date is not None
+        ignore = options.full_refresh or self.stateless
+        self.stored: datetime | None = None if ignore else to_utc(self._cursors.get(ctx.location_id))
+        self.newest: datetime | None = self.stored
+
+    def window_start(self) -> datetime | None:
+        """Where this run reads from: the cursor minus the overlap window, never before start_date."""
+        start = self.ctx.options.start_date
+        if self.stored is None:
+            return start
+        since = self.stored - self.ctx.options.overlap
+        return max(since, start) if start else since
+
+    def observe(self, stamp: datetime | None) -> None:
+        if stamp is not None and (self.newest is None or stamp > self.newest):
+            self.newest = stamp
+
+    def save(self) -> None:
+        if self.newest is not None and not self.stateless:
+            self._cursors[self.ctx.location_id] = to_iso_z(self.newest)
+
+    def finish(self) -> None:
+        self.save()
+        self._state.setdefault("last_success", {})[self.ctx.location_id] = to_iso_z(datetime.now(UTC))
