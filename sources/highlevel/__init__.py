@@ -18,8 +18,8 @@ from .client import HighLevelClient
 from .errors import ConfigError
 from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
-from .resources.conversations import conversations, messages
 from .resources.context import LocationContext, SyncOptions
+from .resources.conversations import conversations, messages
 from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 

@@ -14,6 +14,8 @@ from sandbox import Sandbox
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.config import validate
 
+CONTACT_RESOURCES = ["contacts", "custom_fields", "users", "locations"]
+
 
 class Harness:
     """Runs syncs of a sandbox into one DuckDB file with one pipeline state dir, like a user would."""
@@ -29,6 +31,7 @@ class Harness:
         locations = locations or [self.big]
         config = validate({"base_url": self.sb.base_url, "location_ids": locations, "max_attempts": 6})
         auth = StaticAuthProvider({loc: self.sb.token_for(loc) for loc in self.sb.location_ids})
+        request.setdefault("resources", CONTACT_RESOURCES)
         sync = SyncRequest(destination=duckdb_destination(self.db_path), pipelines_dir=str(self.pipelines_dir),
                            **request)
         options = {"backoff_base_s": 0.05, "backoff_max_s": 0.5, **(client_options or {})}

@@ -25,6 +25,8 @@ class Cli:
 
     def run(self, *args: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
+        if "--resources" not in args:
+            args = ("--resources", "contacts,custom_fields,users,locations", *args)
         code = main(["run", "--pipelines-dir", self.pipelines_dir, *args])
         out, err = self.capsys.readouterr()
         return code, out, err

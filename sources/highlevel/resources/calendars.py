@@ -21,19 +21,19 @@ import dlt
 from .. import settings
 from ..errors import ApiError
 from ..normalize import convert_timestamps, to_iso_z
-from .contacts import TS
+from .columns import json_column, location_key, text, ts
 from .context import LocationContext
 
 APPOINTMENT_TIMESTAMPS = ("startTime", "endTime", "dateAdded", "dateUpdated")
 APPOINTMENT_COLUMNS: dict[str, Any] = {
-    "id": {"data_type": "text", "nullable": False},
-    "location_id": {"data_type": "text", "nullable": False},
-    "start_time": TS,
-    "end_time": TS,
-    "date_added": TS,
-    "date_updated": {**TS, "dedup_sort": "desc"},
-    "users": {"data_type": "json"},
-    "assigned_resources": {"data_type": "json"},
+    "id": text(nullable=False),
+    "location_id": text(nullable=False),
+    "start_time": ts(),
+    "end_time": ts(),
+    "date_added": ts(),
+    "date_updated": ts(dedup_sort="desc"),
+    "users": json_column(),
+    "assigned_resources": json_column(),
 }
 
 
@@ -47,7 +47,7 @@ def calendar_list(ctx: LocationContext) -> list[dict[str, Any]]:
 
 
 @dlt.resource(name="calendars", write_disposition="merge", primary_key="id", merge_key="location_id",
-              columns={"location_id": {"data_type": "text", "nullable": False}})
+              columns=location_key())
 def calendars(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     rows = [{**c, "locationId": ctx.location_id} for c in ctx.calendars(calendar_list)]
     ctx.report("calendars").rows += len(rows)

@@ -25,36 +25,37 @@ import dlt
 from .. import settings
 from ..normalize import custom_value_tombstone, shape_contact, to_iso_z
 from ..paginators import search_after_pages
+from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
 
 logger = logging.getLogger(__name__)
 
-TS = {"data_type": "timestamp", "timezone": True}
-
 CONTACT_COLUMNS: dict[str, Any] = {
-    "id": {"data_type": "text", "nullable": False},
-    "location_id": {"data_type": "text", "nullable": False},
-    "date_added": TS,
-    "date_updated": {**TS, "dedup_sort": "desc"},
-    "date_of_birth": TS,
-    "last_activity": TS,
-    "followers": {"data_type": "json"},
-    "attributions": {"data_type": "json"},
-    "additional_emails": {"data_type": "json"},
-    "additional_phones": {"data_type": "json"},
+    "id": text(nullable=False),
+    "location_id": text(nullable=False),
+    "date_added": ts(),
+    "date_updated": ts(dedup_sort="desc"),
+    "date_of_birth": ts(),
+    "last_activity": ts(),
+    "followers": json_column(),
+    "attributions": json_column(),
+    "additional_emails": json_column(),
+    "additional_phones": json_column(),
+    # often null in a whole page: declared so the columns exist from the first load
+    **{name: text() for name in ("business_id", "business_name", "website", "company_name", "assigned_to")},
 }
 
 VALUE_COLUMNS: dict[str, Any] = {
-    "location_id": {"data_type": "text", "nullable": False},
+    "location_id": text(nullable=False),
     "field_id": {"data_type": "text"},
     "field_key": {"data_type": "text"},
     "data_type": {"data_type": "text"},
     "value": {"data_type": "text"},
     "value_number": {"data_type": "double"},
-    "value_timestamp": TS,
-    "value_json": {"data_type": "json"},
-    "date_updated": {**TS, "dedup_sort": "desc"},
+    "value_timestamp": ts(),
+    "value_json": json_column(),
+    "date_updated": ts(dedup_sort="desc"),
     "_tombstone": {"data_type": "bool", "hard_delete": True},
 }
 
@@ -66,21 +67,24 @@ def custom_values_hints(table: str, record_id_field: str) -> Any:
         write_disposition="merge",
         primary_key=[record_id_field, "field_id"],
         merge_key=record_id_field,
-        columns={record_id_field: {"data_type": "text", "nullable": False}, **VALUE_COLUMNS},
+        columns={record_id_field: text(nullable=False), **VALUE_COLUMNS},
     )
 
 
-@dlt.resource(
-    name="contacts",
-    write_disposition="merge",
-    primary_key="id",
-    columns=CONTACT_COLUMNS,
-    nested_hints={
-        "tags": dlt.mark.make_nested_hints(
-            columns={"tag": {"data_type": "text"}, "contact_id": {"data_type": "text"}}
-        )
-    },
-)
+def contact_hints() -> Any:
+    return dlt.mark.make_hints(
+        table_name="contacts",
+        write_disposition="merge",
+        primary_key="id",
+        columns=CONTACT_COLUMNS,
+        nested_hints={"tags": dlt.mark.make_nested_hints(columns={"tag": text(), "contact_id": text()})},
+    )
+
+
+# The resource writes two tables, each with its own hints (dlt "table variants"). The resource's
+# own hints stay minimal on purpose: a variant starts from them, so anything set here would leak
+# into the custom-value table.
+@dlt.resource(name="contacts", write_disposition="merge")
 def contacts(ctx: LocationContext) -> Iterator[Any]:
     """Changed contacts of one location (all of them on the first run) plus their custom values."""
     cursor = LocationCursor(ctx, "contacts")
@@ -88,6 +92,7 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     report = ctx.report("contacts")
     definitions = {str(d.get("id")): d for d in ctx.custom_field_definitions()}
     value_hints = custom_values_hints("contact_custom_field_values", "contact_id")
+    row_hints = contact_hints()
     ignored_filter = 0
     last_log = time.monotonic()
     seen = 0
@@ -113,7 +118,7 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
         seen += len(page)
         report.rows += len(rows)
         if rows:
-            yield rows
+            yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
         cursor.save()
         if time.monotonic() - last_log > 5:

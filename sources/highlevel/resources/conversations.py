@@ -18,7 +18,7 @@ import dlt
 from .. import settings
 from ..normalize import convert_timestamps, to_iso_z
 from ..paginators import export_cursor_pages, sort_value_pages
-from .contacts import TS
+from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
 
@@ -26,24 +26,24 @@ CONVERSATION_TIMESTAMPS = ("lastMessageDate", "dateAdded", "dateUpdated", "lastM
 MESSAGE_TIMESTAMPS = ("dateAdded", "dateUpdated", "createdAt", "updatedAt")
 
 CONVERSATION_COLUMNS: dict[str, Any] = {
-    "id": {"data_type": "text", "nullable": False},
-    "location_id": {"data_type": "text", "nullable": False},
-    "last_message_date": {**TS, "dedup_sort": "desc"},
-    "date_added": TS,
-    "date_updated": TS,
-    "last_manual_message_date": TS,
-    "tags": {"data_type": "json"},
-    "followers": {"data_type": "json"},
+    "id": text(nullable=False),
+    "location_id": text(nullable=False),
+    "last_message_date": ts(dedup_sort="desc"),
+    "date_added": ts(),
+    "date_updated": ts(),
+    "last_manual_message_date": ts(),
+    "tags": json_column(),
+    "followers": json_column(),
 }
 MESSAGE_COLUMNS: dict[str, Any] = {
-    "id": {"data_type": "text", "nullable": False},
-    "location_id": {"data_type": "text", "nullable": False},
-    "date_added": TS,
-    "date_updated": {**TS, "dedup_sort": "desc"},
-    "created_at": TS,
-    "updated_at": TS,
-    "attachments": {"data_type": "json"},
-    "meta": {"data_type": "json"},
+    "id": text(nullable=False),
+    "location_id": text(nullable=False),
+    "date_added": ts(),
+    "date_updated": ts(dedup_sort="desc"),
+    "created_at": ts(),
+    "updated_at": ts(),
+    "attachments": json_column(),
+    "meta": json_column(),
 }
 # The export channels: no channel = everything except email; then email on its own.
 EXPORT_PASSES: tuple[str | None, ...] = (None, "Email")

@@ -14,13 +14,12 @@ import dlt
 
 from .. import settings
 from ..paginators import skip_limit_pages
+from .columns import location_key, text
 from .context import LocationContext
-
-LOCATION_KEY = {"location_id": {"data_type": "text", "nullable": False}}
 
 
 @dlt.resource(name="locations", write_disposition="merge", primary_key="id", merge_key="location_id",
-              columns=LOCATION_KEY)
+              columns={**location_key(), "business__logo_url": text()})
 def locations(ctx: LocationContext) -> Iterator[dict[str, Any]]:
     """The sub-account itself (name, timezone, address...)."""
     record = dict(ctx.location())
@@ -30,7 +29,7 @@ def locations(ctx: LocationContext) -> Iterator[dict[str, Any]]:
 
 
 @dlt.resource(name="custom_fields", write_disposition="merge", primary_key="id", merge_key="location_id",
-              columns=LOCATION_KEY)
+              columns=location_key())
 def custom_fields(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     """Custom-field definitions of every model (contact, opportunity), `dataType` kept."""
     rows = [{**definition, "locationId": ctx.location_id} for definition in ctx.custom_field_definitions()]
@@ -40,7 +39,7 @@ def custom_fields(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
 
 
 @dlt.resource(name="users", write_disposition="merge", primary_key=("location_id", "id"),
-              merge_key="location_id", columns=LOCATION_KEY)
+              merge_key="location_id", columns=location_key())
 def users(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     """Users with access to the location; one user appears once per location it belongs to."""
     company_id = ctx.company_id or ctx.location().get("companyId")

@@ -21,7 +21,8 @@ from .. import settings
 from ..errors import ApiError
 from ..normalize import convert_timestamps, custom_value_row, custom_value_tombstone, to_iso_z, to_utc
 from ..paginators import search_after_pages, start_after_pages
-from .contacts import TS, custom_values_hints
+from .columns import json_column, location_key, text, ts
+from .contacts import custom_values_hints
 from .context import LocationContext
 from .cursors import LocationCursor
 
@@ -30,16 +31,16 @@ logger = logging.getLogger(__name__)
 OPPORTUNITY_TIMESTAMPS = ("createdAt", "updatedAt", "lastStatusChangeAt", "lastStageChangeAt", "lastActionDate",
                           "dateAdded", "dateUpdated")
 OPPORTUNITY_COLUMNS: dict[str, Any] = {
-    "id": {"data_type": "text", "nullable": False},
-    "location_id": {"data_type": "text", "nullable": False},
-    "created_at": TS,
-    "updated_at": {**TS, "dedup_sort": "desc"},
-    "last_status_change_at": TS,
-    "last_stage_change_at": TS,
-    "last_action_date": TS,
+    "id": text(nullable=False),
+    "location_id": text(nullable=False),
+    "created_at": ts(),
+    "updated_at": ts(dedup_sort="desc"),
+    "last_status_change_at": ts(),
+    "last_stage_change_at": ts(),
+    "last_action_date": ts(),
     "monetary_value": {"data_type": "double"},
-    "followers": {"data_type": "json"},
-    "contact__tags": {"data_type": "json"},
+    "followers": json_column(),
+    "contact__tags": json_column(),
 }
 
 
@@ -70,11 +71,14 @@ def shape_opportunity(
     return row, values
 
 
-@dlt.resource(name="opportunities", write_disposition="merge", primary_key="id", columns=OPPORTUNITY_COLUMNS)
+# Two tables per resource: hints live on the table variants (see contacts.py for why).
+@dlt.resource(name="opportunities", write_disposition="merge")
 def opportunities(ctx: LocationContext) -> Iterator[Any]:
     cursor = LocationCursor(ctx, "opportunities")
     definitions = {str(d.get("id")): d for d in ctx.custom_field_definitions()}
     value_hints = custom_values_hints("opportunity_custom_field_values", "opportunity_id")
+    row_hints = dlt.mark.make_hints(table_name="opportunities", write_disposition="merge", primary_key="id",
+                                    columns=OPPORTUNITY_COLUMNS)
     report = ctx.report("opportunities")
     since, until = cursor.window_start(), ctx.options.end_date
 
@@ -92,7 +96,7 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
             values.extend(value_rows or [custom_value_tombstone("opportunity_id", row["id"], ctx.location_id)])
         report.rows += len(rows)
         if rows:
-            yield rows
+            yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
         cursor.save()
     cursor.finish()
@@ -164,7 +168,7 @@ def _get_scan(ctx: LocationContext) -> Iterator[list[Any]]:
 
 
 @dlt.resource(name="pipelines", write_disposition="merge", primary_key="id", merge_key="location_id",
-              columns={"location_id": {"data_type": "text", "nullable": False}})
+              columns=location_key())
 def pipelines(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     """Pipelines with their stages (child table `pipelines__stages`), replaced per location."""
     body = ctx.client.get(settings.PIPELINES, version=settings.VERSION_2021_07_28, location_id=ctx.location_id,

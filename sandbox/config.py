@@ -1,0 +1,35 @@
+"""Sandbox settings: data volume, limits, lag. Defaults mirror HighLevel's documented numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    seed: int = 7
+    # one location per entry; the first is the big one (> 10,000 so the search window cap matters)
+    contacts_per_location: tuple[int, ...] = (12_500, 300, 40)
+    users_per_location: int = 5
+    opportunities_per_location: tuple[int, ...] | None = None  # default: a fifth of the contacts
+    conversations_per_location: tuple[int, ...] | None = None  # default: a tenth of the contacts
+    messages_per_conversation: int = 4
+    appointments_per_calendar: int = 40
+    calendars_per_location: int = 2
+    # burst limit per location: at most `rate_limit_max` requests in any `rate_limit_interval_ms`
+    rate_limit_max: int | None = 100
+    rate_limit_interval_ms: int = 10_000
+    daily_quota: int | None = 200_000
+    # a write becomes visible to search after a lag drawn from [index_lag_s / 2, index_lag_s]
+    index_lag_s: float = 2.0
+    # OAuth
+    access_token_ttl_s: float = 86_399.0
+    client_id: str = "6650a1b2c3d4e5f6a7b8c9d0-lx2k9q1s"
+    client_secret: str = "sandbox-client-secret"
+    # which update-time field POST /opportunities/search honours (None: filters are refused)
+    opportunity_update_field: str | None = "date_updated"
+
+    def per_location(self, values: tuple[int, ...] | None, divisor: int) -> tuple[int, ...]:
+        if values is not None:
+            return values
+        return tuple(max(1, n // divisor) for n in self.contacts_per_location)

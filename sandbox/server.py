@@ -1,0 +1,142 @@
+"""Run the sandbox: in a background thread on a free loopback port, or blocking for the CLI."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import uvicorn
+
+from .app import build_app
+from .config import SandboxConfig
+from .faults import Faults
+from .ratelimit import RateLimiter
+from .world import World
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Sandbox:
+    """A local HighLevel API with seeded data; use as a context manager or start()/stop()."""
+
+    def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or SandboxConfig(), **overrides)
+        self.world = World(self.config)
+        self.limiter = RateLimiter(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
+                                   self.config.daily_quota)
+        self.faults = Faults(self.config.seed)
+        self.app, self.gateway = build_app(self.world, self.limiter, self.faults, _extra_routes(self))
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> Sandbox:
+        self.port = port or _free_port(self.host)
+        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off",
+                                access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="highlevel-sandbox", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("sandbox did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- control API --------------------------------------------------------------------------
+
+    @property
+    def location_ids(self) -> list[str]:
+        return list(self.world.locations)
+
+    @property
+    def company_id(self) -> str:
+        return self.world.company_id
+
+    def token_for(self, location_id: str) -> str:
+        return self.world.pits[location_id]
+
+    def truth_contacts(self, location_id: str) -> list[dict[str, Any]]:
+        with self.world.lock:
+            return copy.deepcopy(sorted(self.world.locations[location_id].contacts.truth.values(),
+                                        key=lambda r: r["id"]))
+
+    def truth_custom_fields(self, location_id: str, model: str = "contact") -> list[dict[str, Any]]:
+        fields = self.world.locations[location_id].custom_fields
+        return [copy.deepcopy(f) for f in fields if model == "all" or f["model"] == model]
+
+    def truth_users(self, location_id: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.world.locations[location_id].users)
+
+    def truth_location(self, location_id: str) -> dict[str, Any]:
+        return copy.deepcopy(self.world.locations[location_id].record)
+
+    def update_contacts(self, location_id: str, n: int) -> list[str]:
+        return self.world.update_contacts(location_id, n)
+
+    def create_contacts(self, location_id: str, n: int) -> list[str]:
+        return self.world.create_contacts(location_id, n)
+
+    def delete_contacts(self, location_id: str, n: int) -> list[str]:
+        return self.world.delete_contacts(location_id, n)
+
+    def wait_for_index(self) -> None:
+        self.world.wait_for_index()
+
+    def requests(self, path_prefix: str | None = None) -> list[dict[str, Any]]:
+        return [dict(e) for e in list(self.gateway.log) if path_prefix is None or e["path"].startswith(path_prefix)]
+
+    def clear_requests(self) -> None:
+        self.gateway.log.clear()
+
+    def set_rate_limits(self, max: int | None = 100, interval_ms: int = 10_000,
+                        daily_quota: int | None = 200_000) -> None:
+        self.limiter.configure(max, interval_ms, daily_quota)
+
+    def reset_rate_limits(self) -> None:
+        self.limiter.configure(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
+                               self.config.daily_quota)
+
+
+def _extra_routes(sb: Sandbox) -> Any:
+    """Route families beyond contacts register here (imported lazily to keep modules small)."""
+    try:
+        from .routes_more import routes
+    except ImportError:  # pragma: no cover - during incremental development
+        return None
+    return lambda gw: routes(sb.world, gw)
+
+
+def serve(config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve until interrupted (for `highlevel-sync sandbox serve`)."""
+    sb = Sandbox(config)
+    uvicorn.run(sb.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)

@@ -1,0 +1,173 @@
+"""Turn pending inbox events into effects, off the request path.
+
+Webhooks are hints, not data (CONTRACT §6.1: HighLevel drops what it cannot deliver, so the API stays
+the source of truth): a create/update marks (location, resource) dirty for a debounced sync, a
+`*Delete` also leaves a tombstone for the sync to apply, and app INSTALL/UNINSTALL call hooks so the
+owner can start or stop syncing a location. Every effect is idempotent (upserts), and events are
+marked processed only after their effects are committed, so re-processing after a crash is harmless.
+Hooks are called at least once and must be idempotent too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .events import parse_timestamp
+from .inbox import Inbox, StoredEvent, utc_iso
+
+logger = logging.getLogger("highlevel.webhooks.processor")
+
+# Event resource → the sync resources (names in sources.highlevel.RESOURCE_NAMES) it makes stale.
+# A message also moves its conversation's lastMessageDate. Notes and tasks are not synced by this
+# source, and app events are lifecycle, not data: they mark nothing.
+SYNC_RESOURCES: dict[str, tuple[str, ...]] = {
+    "contacts": ("contacts",),
+    "opportunities": ("opportunities",),
+    "appointments": ("appointments",),
+    "messages": ("messages", "conversations"),
+    "conversations": ("conversations",),
+    "locations": ("locations",),
+    "users": ("users",),
+}
+
+InstallHook = Callable[[str | None, str | None], Any]  # (location_id, company_id); location None = agency level
+UninstallHook = Callable[[str | None, str | None], Any]
+
+
+class Processor:
+    """Applies pending events; `process_pending()` is one pass, `start()` runs passes on a background thread."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        *,
+        on_install: InstallHook | None = None,
+        on_uninstall: UninstallHook | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        batch_size: int = 500,
+        poll_s: float = 5.0,
+        max_hook_attempts: int = 5,
+    ) -> None:
+        self.inbox = inbox
+        self.on_install = on_install
+        self.on_uninstall = on_uninstall
+        self.clock = clock  # must be the debouncer's clock: dirty marks are compared against it
+        self.batch_size = batch_size
+        self.poll_s = poll_s
+        self.max_hook_attempts = max_hook_attempts
+        self.last_error: str | None = None
+        self._hook_failures: dict[int, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass ---------------------------------------------------------------------------------
+
+    def process_pending(self) -> int:
+        """Apply every pending event (in batches); return how many were marked processed."""
+        done_total = 0
+        while not self._stop.is_set():
+            batch = []
+            for event in self.inbox.pending_events(self.batch_size):
+                if self._hook_failures.get(event.id, 0) >= self.max_hook_attempts:
+                    self._give_up(event)
+                else:
+                    batch.append(event)
+            if not batch:
+                return done_total
+            done = self._apply(batch)
+            done_total += len(done)
+            if len(done) < len(batch):  # a hook failed: retry those on the next poll, not in a hot loop
+                return done_total
+        return done_total
+
+    def _apply(self, batch: list[StoredEvent]) -> list[int]:
+        dirty: set[tuple[str, str]] = set()
+        done: list[int] = []
+        for event in batch:
+            if event.action in ("install", "uninstall") and not self._call_hook(event):
+                continue
+            sync_resources = SYNC_RESOURCES.get(event.resource, ())
+            if event.location_id:
+                dirty.update((event.location_id, resource) for resource in sync_resources)
+                if event.action == "delete" and event.record_id and sync_resources:
+                    self.inbox.record_deletion(event.resource, event.record_id, event.location_id,
+                                               _deleted_at(event), detected_by="webhook")
+            done.append(event.id)
+        now = self.clock()
+        for location_id, resource in sorted(dirty):
+            self.inbox.mark_dirty(location_id, resource, now)
+        self.inbox.mark_processed(done)
+        for event_id in done:
+            self._hook_failures.pop(event_id, None)
+        return done
+
+    def _call_hook(self, event: StoredEvent) -> bool:
+        hook = self.on_install if event.action == "install" else self.on_uninstall
+        if hook is None:
+            return True
+        try:
+            hook(event.location_id, _company_id(event))
+            return True
+        except Exception as exc:
+            self._hook_failures[event.id] = self._hook_failures.get(event.id, 0) + 1
+            self.last_error = f"{event.action} hook failed for event {event.webhook_id}: {type(exc).__name__}"
+            logger.exception("%s hook failed for event %s (location %s); will retry",
+                             event.action, event.webhook_id, event.location_id)
+            return False
+
+    def _give_up(self, event: StoredEvent) -> None:
+        logger.error("giving up on the %s hook for event %s after %d attempts; marking it processed",
+                     event.action, event.webhook_id, self.max_hook_attempts)
+        self.inbox.mark_processed([event.id])
+        self._hook_failures.pop(event.id, None)
+
+    # -- background thread ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Ask for a pass now (the receiver calls this after each accepted delivery)."""
+        self._wake.set()
+
+    def start(self) -> Processor:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="highlevel-webhook-processor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            try:
+                self.process_pending()
+            except Exception as exc:  # e.g. the inbox disk is full: keep the thread, retry next poll
+                self.last_error = f"processing failed: {type(exc).__name__}: {exc}"
+                logger.exception("webhook processing pass failed; retrying in %.0f s", self.poll_s)
+                self._stop.wait(self.poll_s)
+
+
+def _company_id(event: StoredEvent) -> str | None:
+    data = event.payload.get("data")
+    body = data if isinstance(data, dict) else event.payload
+    company = body.get("companyId") or event.payload.get("companyId")
+    return company if isinstance(company, str) and company else None
+
+
+def _deleted_at(event: StoredEvent) -> str:
+    """When HighLevel says it happened (the delivery timestamp), else when we received it."""
+    try:
+        stamp = parse_timestamp(event.payload.get("timestamp"))
+    except ValueError:
+        stamp = None
+    return utc_iso(stamp) if stamp else event.received_at
