@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--path", default="highlevel_demo.duckdb")
     demo.add_argument("--contacts", type=int, default=12_500, help="contacts in the biggest demo location")
 
+    status = sub.add_parser("status", help="per location and resource: cursor, last success, rows")
+    status.add_argument("--destination", help="dlt destination name (default duckdb)")
+    status.add_argument("--dataset-name", default="highlevel")
+    status.add_argument("--pipeline-name", default="highlevel")
+    status.add_argument("--pipelines-dir")
+
     auth_cli.add_parser(sub)
 
     sandbox = sub.add_parser("sandbox", help="the local HighLevel API")
@@ -92,6 +98,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import collect_status, format_status
+    from .sync import make_pipeline
+
+    pipeline = make_pipeline(SyncRequest(destination=args.destination, dataset_name=args.dataset_name,
+                                         pipeline_name=args.pipeline_name, pipelines_dir=args.pipelines_dir))
+    print(format_status(collect_status(pipeline)))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -116,7 +132,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug)
-    commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "auth": auth_cli.run}
+    commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "auth": auth_cli.run,
+                "status": cmd_status}
     try:
         return commands[args.command](args)
     except HighLevelError as exc:

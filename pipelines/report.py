@@ -20,7 +20,13 @@ def format_summary(result: SyncResult) -> str:
             f"  {loc.location_id}: {'ok' if loc.ok else 'FAILED'} in {loc.seconds:.1f} s, "
             f"{stats.requests} requests, {stats.throttled} x 429, {stats.retries} retries, daily quota left {quota}"
         )
+        if stats.by_endpoint:
+            lines.append("    requests by endpoint: " + ", ".join(
+                f"{endpoint} {count}" for endpoint, count in sorted(stats.by_endpoint.items())))
+        lines.extend(f"    {resource}: {note}" for resource, note in sorted(loc.notes.items()))
         lines.extend(f"    warning: {w}" for w in loc.warnings)
-        if loc.error:
+        for resource, message in sorted(loc.resource_errors.items()):
+            lines.append(f"    FAILED {resource}: {message}")
+        if loc.error and not loc.resource_errors:
             lines.append(f"    error: {loc.error}")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from dlt.common.destination import Destination
 from sources.highlevel import RESOURCE_NAMES, SyncOptions, highlevel_source, location_context
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
-from sources.highlevel.errors import ConfigError, HighLevelError
+from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, LocationInactive, QuotaExhausted
 
 from .credentials import Credentials, installed_locations, resolve_credentials
 
@@ -50,6 +50,8 @@ class SyncRequest:
 class LocationResult:
     location_id: str
     error: str | None = None
+    resource_errors: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     stats: LocationStats = field(default_factory=LocationStats)
     warnings: list[str] = field(default_factory=list)
@@ -158,23 +160,46 @@ def _sync_location(
     result = LocationResult(location_id)
     started = time.monotonic()
     ctx = location_context(client, location_id, company_id, options)
-    logger.info("location %s: extracting %s", location_id, ", ".join(resources))
+    # One extract per resource: dlt commits a resource's rows and cursor together or not at all,
+    # so a failing resource costs nothing to the others.
+    for name in resources:
+        logger.info("location %s: extracting %s", location_id, name)
+        try:
+            pipeline.extract(highlevel_source(ctx, [name]), loader_file_format=loader_format)
+        except Exception as exc:
+            result.resource_errors[name] = describe_failure(exc)
+            logger.debug("location %s resource %s failed", location_id, name, exc_info=True)
+            if _is_location_fatal(exc):
+                break  # the token or the sub-account is the problem: other resources would fail alike
     try:
-        pipeline.extract(highlevel_source(ctx, resources), loader_file_format=loader_format)
-        logger.info("location %s: normalizing", location_id)
+        logger.info("location %s: normalizing and loading", location_id)
         pipeline.normalize()
-        logger.info("location %s: loading", location_id)
         info = pipeline.load()
         info.raise_on_failed_jobs()
         counts = pipeline.last_trace.last_normalize_info.row_counts
         result.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
-    except Exception as exc:  # one location's failure must not stop the others
-        result.error = describe_failure(exc)
-        logger.debug("location %s failed", location_id, exc_info=True)
+    except Exception as exc:
+        result.error = f"loading into the destination failed: {describe_failure(exc)}; the data stays queued " \
+                       "and the next run loads it first"
+        logger.debug("location %s load failed", location_id, exc_info=True)
+    if result.resource_errors and result.error is None:
+        result.error = "; ".join(f"{name}: {message}" for name, message in result.resource_errors.items())
     result.stats = client.stats.get(location_id, LocationStats())
     result.warnings = [w for report in ctx.reports.values() for w in report.warnings]
+    result.notes = {name: report.requests_note for name, report in ctx.reports.items() if report.requests_note}
     result.seconds = time.monotonic() - started
     return result
+
+
+def _is_location_fatal(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, AuthError | LocationInactive | QuotaExhausted):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def describe_failure(exc: BaseException) -> str:

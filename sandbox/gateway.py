@@ -61,13 +61,18 @@ class Gateway:
         self.limiter = limiter
         self.faults = faults
         self.log: list[dict[str, Any]] = []
+        self.suspended: set[str] = set()  # shared with the OAuth state
         self.log_lock = asyncio.Lock()
 
     def route(self, version: str | None, handler: Handler, company_ok: bool = False,
-              location_ok: bool = True) -> Callable[[Request], Awaitable[Response]]:
+              location_ok: bool = True, form: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            raw = await request.body()
             body: Any = None
+            raw = b""
+            if form and "form" in request.headers.get("content-type", ""):
+                body = {k: str(v) for k, v in (await request.form()).items()}
+            else:
+                raw = await request.body()
             if raw:
                 try:
                     body = orjson.loads(raw)
@@ -90,6 +95,8 @@ class Gateway:
         if token is None:
             entry["token_kind"] = "invalid"
             return json_response(401, INVALID_TOKEN)
+        if token.location_id is not None and token.location_id in self.suspended:
+            return json_response(400, {"statusCode": 400, "message": "Location is not active"})
         entry["token_kind"] = f"{token.kind}:{token.user_type}"
         if token.expires_at is not None and time.time() >= token.expires_at:
             entry["expired_token"] = True

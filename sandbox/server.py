@@ -11,9 +11,11 @@ from typing import Any
 
 import uvicorn
 
+from . import crm, oauth, routes_more
 from .app import build_app
 from .config import SandboxConfig
 from .faults import Faults
+from .oauth import OAuthState
 from .ratelimit import RateLimiter
 from .world import World
 
@@ -33,7 +35,9 @@ class Sandbox:
         self.limiter = RateLimiter(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
                                    self.config.daily_quota)
         self.faults = Faults(self.config.seed)
+        self.oauth = OAuthState(self.world)
         self.app, self.gateway = build_app(self.world, self.limiter, self.faults, _extra_routes(self))
+        self.gateway.suspended = self.oauth.suspended
         self.host = "127.0.0.1"
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -100,6 +104,54 @@ class Sandbox:
     def truth_location(self, location_id: str) -> dict[str, Any]:
         return copy.deepcopy(self.world.locations[location_id].record)
 
+    def truth(self, location_id: str, family: str) -> list[dict[str, Any]]:
+        """Ground truth of another family: opportunities, pipelines, conversations, messages,
+        calendars or events (appointments), as the API would return them, ignoring index lag."""
+        with self.world.lock:
+            return copy.deepcopy(sorted(crm.iter_values(self.world.locations[location_id], family),
+                                        key=lambda r: r["id"]))
+
+    def move_opportunities(self, location_id: str, n: int) -> list[str]:
+        return crm.move_opportunities(self.world, location_id, n)
+
+    def add_messages(self, location_id: str, channels: list[str]) -> list[str]:
+        return crm.add_messages(self.world, location_id, channels)
+
+    def reschedule_appointments(self, location_id: str, n: int, cancel: int = 0) -> list[str]:
+        return crm.reschedule_appointments(self.world, location_id, n, cancel)
+
+    def add_calendar(self, location_id: str, appointments: int) -> tuple[str, list[str]]:
+        return crm.add_calendar(self.world, location_id, appointments)
+
+    # -- OAuth control ------------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        return self.config.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.config.client_secret
+
+    def grant(self, user_type: str = "Company", location_id: str | None = None) -> str:
+        """A fresh refresh token, as an app install would produce."""
+        with self.world.lock:
+            return self.oauth.grant(user_type, location_id)
+
+    def auth_code(self, user_type: str = "Company", location_id: str | None = None) -> str:
+        with self.world.lock:
+            return self.oauth.code(user_type, location_id)
+
+    def suspend(self, location_id: str) -> None:
+        self.oauth.suspended.add(location_id)
+
+    def uninstall(self, location_id: str) -> None:
+        self.oauth.installed.discard(location_id)
+
+    @property
+    def burned_tokens(self) -> int:
+        return self.oauth.burned
+
     def update_contacts(self, location_id: str, n: int) -> list[str]:
         return self.world.update_contacts(location_id, n)
 
@@ -128,12 +180,8 @@ class Sandbox:
 
 
 def _extra_routes(sb: Sandbox) -> Any:
-    """Route families beyond contacts register here (imported lazily to keep modules small)."""
-    try:
-        from .routes_more import routes
-    except ImportError:  # pragma: no cover - during incremental development
-        return None
-    return lambda gw: routes(sb.world, gw)
+    """Route families beyond contacts: the CRM families and OAuth."""
+    return lambda gw: routes_more.routes(sb.world, gw) + oauth.routes(sb.oauth, gw)
 
 
 def serve(config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 8765) -> None:

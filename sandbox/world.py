@@ -67,6 +67,9 @@ class World:
                        for added, updated in data.contact_times(rng, n_contacts)])
         location = Location(record, users, fields, contacts)
         self.locations[location.id] = location
+        from .crm import seed_crm  # the other resource families; imported late (crm builds on World)
+
+        seed_crm(self, location, index)
         token = data.pit_token(rng)
         self.pits[location.id] = token
         self.tokens[token] = TokenInfo("pit", "Location", self.company_id, location.id)

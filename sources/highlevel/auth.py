@@ -153,7 +153,7 @@ class OAuthTokenAuth(httpx.Auth):
         tokens = self.manager.current(self.key)
         request.headers["Authorization"] = f"Bearer {tokens.access_token}"
         response = yield request
-        if response.status_code != 401 or "scope" in response.text.lower():
+        if response.status_code != 401 or not _token_rejected(response.text):
             return
         tokens = self.manager.renew(self.key, rejected=tokens)
         request.headers["Authorization"] = f"Bearer {tokens.access_token}"
@@ -174,6 +174,14 @@ class OAuthAuthProvider:
         if key not in self._auth:
             self._auth[key] = OAuthTokenAuth(self.manager, key)
         return self._auth[key]
+
+
+def _token_rejected(body: str) -> bool:
+    """A 401 that a new token can fix: an invalid/expired token, not a missing scope or an IAM refusal."""
+    lowered = body.lower()
+    if "scope" in lowered or "iam" in lowered or "authclass" in lowered:
+        return False
+    return "invalid" in lowered or "expired" in lowered or "jwt" in lowered or not lowered.strip()
 
 
 def _keep_identity(fresh: TokenSet, stored: TokenSet) -> TokenSet:

@@ -41,7 +41,8 @@ def search_after_pages(
             yield rows, response
         if len(rows) < page_size:
             return
-        marker = rows[-1].get("searchAfter")
+        # contacts put the cursor in `searchAfter`; other search indexes return it as `sort`
+        marker = rows[-1].get("searchAfter") or rows[-1].get("sort")
         if not isinstance(marker, list) or not marker:
             raise ApiError(f"'{items_key}' rows carry no searchAfter cursor; cannot page past the first page")
         key = repr(marker)

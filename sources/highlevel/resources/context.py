@@ -32,6 +32,7 @@ class ResourceReport:
 
     rows: int = 0
     requests_note: str = ""
+    probes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 

@@ -4,8 +4,8 @@
   `last_message_date` descending; reading stops at the first row older than the cursor minus the
   overlap, so a quiet location costs one request.
 - messages: the location-wide `GET /conversations/messages/export`, sorted by `updatedAt`
-  ascending from the cursor minus the overlap. Without `channel` it excludes emails, so a second
-  pass asks for `channel=Email`. Never one request per conversation.
+  descending, stopping at the cursor minus the overlap. Without `channel` it excludes emails, so
+  a second pass asks for `channel=Email`. Never one request per conversation.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import dlt
 
 from .. import settings
-from ..normalize import convert_timestamps, to_iso_z
+from ..normalize import convert_timestamps
 from ..paginators import export_cursor_pages, sort_value_pages
 from .columns import json_column, text, ts
 from .context import LocationContext
@@ -85,19 +85,21 @@ def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
 
 @dlt.resource(name="messages", write_disposition="merge", primary_key="id", columns=MESSAGE_COLUMNS)
 def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
+    """Newest-updated first, stopping below the cursor minus the overlap.
+
+    The export's `startDate` is not used: which timestamp it filters is unconfirmed (creation time
+    would hide old messages whose status changed). Reading `updatedAt` descending and stopping at
+    the window is correct whatever that filter does, and costs requests in proportion to changes.
+    """
     report = ctx.report("messages")
     for channel in EXPORT_PASSES:
         # each pass has its own cursor: the two streams advance independently
         cursor = LocationCursor(ctx, "messages" if channel is None else f"messages_{channel.lower()}")
         since, until = cursor.window_start(), ctx.options.end_date
         params: dict[str, Any] = {"locationId": ctx.location_id, "limit": settings.MESSAGES_EXPORT_LIMIT,
-                                  "sortBy": "updatedAt", "sortOrder": "asc"}
+                                  "sortBy": "updatedAt", "sortOrder": "desc"}
         if channel:
             params["channel"] = channel
-        if since is not None:
-            params["startDate"] = to_iso_z(since)
-        if until is not None:
-            params["endDate"] = to_iso_z(until)
 
         def fetch(query: dict[str, Any]) -> dict[str, Any]:
             return ctx.client.get(settings.MESSAGES_EXPORT, version=settings.VERSION_2021_04_15,
@@ -105,17 +107,23 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
 
         for page in export_cursor_pages(fetch, params, "messages"):
             rows = []
+            reached_old = False
             for record in page:
                 row = {**record, "locationId": record.get("locationId") or ctx.location_id}
                 convert_timestamps(row, MESSAGE_TIMESTAMPS)
-                # every row the export returns is kept (merge makes re-reads harmless): whether its
-                # startDate filters on creation or update time is unconfirmed, so no row is second-guessed
-                cursor.observe(_changed(row))
+                stamp = _changed(row)
+                if since is not None and stamp is not None and stamp < since:
+                    reached_old = True
+                    break
+                if until is not None and stamp is not None and stamp > until:
+                    continue
+                cursor.observe(stamp)
                 rows.append(row)
             report.rows += len(rows)
             if rows:
                 yield rows
-            cursor.save()
+            if reached_old:
+                break
         cursor.finish()
 
 

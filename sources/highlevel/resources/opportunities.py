@@ -18,7 +18,7 @@ from typing import Any
 import dlt
 
 from .. import settings
-from ..errors import ApiError
+from ..errors import ApiError, AuthError
 from ..normalize import convert_timestamps, custom_value_row, custom_value_tombstone, to_iso_z, to_utc
 from ..paginators import search_after_pages, start_after_pages
 from .columns import json_column, location_key, text, ts
@@ -110,11 +110,11 @@ def _changed_pages(ctx: LocationContext, since: datetime | None, until: datetime
             pages = _post_search(ctx, field, since, until)
             try:
                 first = next(pages, None)
-            except ApiError as exc:
-                if exc.status not in (400, 401, 403, 404, 422):
+            except (ApiError, AuthError) as exc:
+                if isinstance(exc, ApiError) and exc.status not in (400, 403, 404, 422):
                     raise
-                logger.info("location %s: POST opportunity search with %s refused (%s)", ctx.location_id, field,
-                            exc.status)
+                logger.info("location %s: POST opportunity search with %s refused (%s)", ctx.location_id, field, exc)
+                report.probes.append(f"{field}: refused")
                 continue
             if first is None:
                 report.requests_note = f"POST search on {field}: no changes"
@@ -125,6 +125,7 @@ def _changed_pages(ctx: LocationContext, since: datetime | None, until: datetime
                 yield from pages
                 return
             logger.info("location %s: POST opportunity search ignored the %s filter", ctx.location_id, field)
+            report.probes.append(f"{field}: filter ignored")
     report.requests_note = "full GET scan (no usable update filter)" if since is not None else "full GET scan"
     yield from _get_scan(ctx)
 

@@ -134,6 +134,7 @@ class Processor:
 
     def start(self) -> Processor:
         self._stop.clear()
+        self._wake.set()  # first pass at once: events a previous process accepted but did not apply
         self._thread = threading.Thread(target=self._loop, name="highlevel-webhook-processor", daemon=True)
         self._thread.start()
         return self

@@ -1,0 +1,206 @@
+"""Opportunities (2021-07-28), conversations, messages and calendars (2021-04-15)."""
+
+from __future__ import annotations
+
+import base64
+from functools import partial
+from typing import Any
+
+import orjson
+from starlette.routing import Route
+
+from .gateway import ApiFailure, Call, Gateway, unprocessable
+from .index import IndexedRecords
+from .routes_contacts import _location
+from .world import World, _ms
+
+V0728, V0415 = "2021-07-28", "2021-04-15"
+SEARCH_WINDOW = 10_000
+EXPORT_CHANNELS = ("Call", "SMS", "Email", "WhatsApp", "Instagram", "Facebook")
+
+
+def _int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(query.get(name, default))
+    except ValueError:
+        raise unprocessable(f"{name} must be a number") from None
+    if not low <= value <= high:
+        raise unprocessable(f"{name} must be between {low} and {high}")
+    return value
+
+
+def get_opportunities(world: World, call: Call) -> dict[str, Any]:
+    """`GET /opportunities/search`: snake_case params, startAfter/startAfterId, no update filter."""
+    q = call.query
+    loc = _location(world, call, q.get("location_id"))
+    limit = _int(q, "limit", 20, 1, 100)
+    status = q.get("status", "all")
+    cursor = (int(q["startAfter"]), q["startAfterId"]) if q.get("startAfter") and q.get("startAfterId") else None
+    with world.lock:
+        opps: IndexedRecords = loc.extra["opportunities"]
+        opps.catch_up()
+        keys = opps.sorted_keys("createdAt")
+        matched = [k for k in keys if status == "all" or opps.visible[k[1]]["status"] == status]
+        start = 0
+        if cursor is not None:
+            start = next((i for i, k in enumerate(matched) if k > cursor), len(matched))
+        page = matched[start:start + limit]
+        rows = [opps.visible[k[1]] for k in page]
+    last = page[-1] if page else None
+    meta = {"total": len(matched), "currentPage": None, "nextPage": None, "prevPage": None,
+            "startAfter": last[0] if last else None, "startAfterId": last[1] if last else None,
+            "nextPageUrl": None if not last or len(page) < limit else
+            f"/opportunities/search?location_id={loc.id}&startAfter={last[0]}&startAfterId={last[1]}"}
+    return {"opportunities": rows, "meta": meta, "aggregations": {}}
+
+
+def post_opportunities(world: World, call: Call) -> dict[str, Any]:
+    """Advanced search: filters/sort on an update field only if this sandbox is set to honour one."""
+    body = call.body
+    if not isinstance(body, dict):
+        raise unprocessable("body must be a JSON object")
+    loc = _location(world, call, body.get("locationId"))
+    limit = body.get("limit", 20)
+    if not isinstance(limit, int) or not 1 <= limit <= 500:
+        raise unprocessable("limit must not be greater than 500")
+    honoured = world.config.opportunity_update_field
+    fields = {"date_added": "createdAt"}
+    if honoured:
+        fields[honoured] = "updatedAt"
+    filters, sort = body.get("filters") or [], body.get("sort") or [{"field": "date_added", "direction": "desc"}]
+    if (filters or body.get("sort")) and honoured is None:
+        raise ApiFailure(401, "This route is not yet supported by the IAM Service.")
+    lo = hi = None
+    for item in filters:
+        field = item.get("field") if isinstance(item, dict) else None
+        if field not in fields or item.get("operator") != "range" or not isinstance(item.get("value"), dict):
+            raise unprocessable(f"property {field} is not supported for filtering")
+        for op, raw in item["value"].items():
+            bound = _ms(raw) if isinstance(raw, str) else int(raw)
+            if op in ("gte", "gt"):
+                lo = bound + (op == "gt")
+            else:
+                hi = bound - (op == "lt")
+    sort_field = sort[0].get("field") if isinstance(sort[0], dict) else None
+    if sort_field not in fields:
+        raise unprocessable(f"property {sort_field} is not supported for sorting")
+    descending = str(sort[0].get("direction", "asc")).lower() == "desc"
+    page, after = body.get("page"), body.get("searchAfter")
+    if page is not None and after is not None:
+        raise unprocessable("page and searchAfter cannot be used together")
+    skip = 0
+    if page is not None:
+        if (int(page) + 1) * limit > SEARCH_WINDOW:
+            raise ApiFailure(400, "Result window is too large; use searchAfter")
+        skip = int(page) * limit  # 0-based here, unlike contacts
+    cursor = (int(after[0]), str(after[1])) if isinstance(after, list) and len(after) == 2 else None
+    with world.lock:
+        opps: IndexedRecords = loc.extra["opportunities"]
+        opps.catch_up()
+        filter_field = fields[filters[0]["field"]] if filters else fields[sort_field]
+        if filters and filter_field != fields[sort_field]:
+            raise unprocessable("filter and sort must use the same date field in this sandbox")
+        keys, total = opps.window(fields[sort_field], descending, lo, hi, cursor, limit, skip)
+        rows = [{**opps.visible[cid], "sort": [stamp, cid]} for stamp, cid in keys]
+    return {"opportunities": rows, "total": total, "aggregations": {}}
+
+
+def pipelines(world: World, call: Call) -> dict[str, Any]:
+    loc = _location(world, call, call.query.get("locationId"))
+    return {"pipelines": loc.extra["pipelines"]}
+
+
+def search_conversations(world: World, call: Call) -> dict[str, Any]:
+    q = call.query
+    loc = _location(world, call, q.get("locationId"))
+    limit = _int(q, "limit", 20, 1, 100)
+    if q.get("sortBy", "last_message_date") != "last_message_date":
+        raise unprocessable("only sortBy=last_message_date is supported in this sandbox")
+    descending = q.get("sort", "desc") == "desc"
+    after = q.get("startAfterDate")
+    with world.lock:
+        convs = sorted(loc.extra["conversations"].values(), key=lambda c: (c["lastMessageDate"], c["id"]),
+                       reverse=descending)
+    if after:
+        value = int(str(after).split(",")[0])
+        convs = [c for c in convs if (c["lastMessageDate"] < value if descending else c["lastMessageDate"] > value)]
+    page = convs[:limit]
+    return {"conversations": [{**c, "sort": [c["lastMessageDate"]]} for c in page], "total": len(convs)}
+
+
+def export_messages(world: World, call: Call) -> dict[str, Any]:
+    """Location-wide export. Without `channel` emails are excluded (as documented)."""
+    q = call.query
+    loc = _location(world, call, q.get("locationId"))
+    limit = _int(q, "limit", 100, 10, 500)
+    sort_by = q.get("sortBy", "createdAt")
+    if sort_by not in ("createdAt", "updatedAt"):
+        raise unprocessable("sortBy must be createdAt or updatedAt")
+    descending = q.get("sortOrder", "desc") == "desc"
+    channel = q.get("channel")
+    if channel is not None and channel not in EXPORT_CHANNELS:
+        raise unprocessable(f"channel must be one of {', '.join(EXPORT_CHANNELS)}")
+    field = "dateUpdated" if sort_by == "updatedAt" else "dateAdded"
+    # startDate / endDate filter on creation time (the assumption the client must survive)
+    lo = _ms(q["startDate"]) if q.get("startDate") else None
+    hi = _ms(q["endDate"]) if q.get("endDate") else None
+    with world.lock:
+        rows = [m for m in loc.extra["messages"].values()
+                if (m["messageType"] == "TYPE_EMAIL") == (channel == "Email")
+                and (channel in (None, "Email") or m["messageType"] == _channel_type(channel))
+                and (lo is None or _ms(m["dateAdded"]) >= lo) and (hi is None or _ms(m["dateAdded"]) <= hi)]
+    keyed = sorted(((_ms(m[field]), m["id"], m) for m in rows), key=lambda t: (t[0], t[1]), reverse=descending)
+    if q.get("cursor"):
+        try:
+            stamp, mid = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
+        except ValueError:
+            raise unprocessable("cursor is invalid") from None
+        keyed = [t for t in keyed if ((t[0], t[1]) < (stamp, mid) if descending else (t[0], t[1]) > (stamp, mid))]
+    page = keyed[:limit]
+    next_cursor = None
+    if len(keyed) > limit:
+        next_cursor = base64.urlsafe_b64encode(orjson.dumps([page[-1][0], page[-1][1]])).decode()
+    return {"messages": [t[2] for t in page], "nextCursor": next_cursor, "total": len(rows)}
+
+
+def _channel_type(channel: str) -> str:
+    from .crm import CHANNELS
+
+    return CHANNELS[channel][0]
+
+
+def calendars(world: World, call: Call) -> dict[str, Any]:
+    loc = _location(world, call, call.query.get("locationId"))
+    return {"calendars": loc.extra["calendars"]}
+
+
+def events(world: World, call: Call) -> dict[str, Any]:
+    q = call.query
+    loc = _location(world, call, q.get("locationId"))
+    if not q.get("startTime") or not q.get("endTime"):
+        raise unprocessable("startTime should not be empty", "endTime should not be empty")
+    if not (q.get("calendarId") or q.get("userId") or q.get("groupId")):
+        raise unprocessable("calendarId, userId or groupId is required")
+    try:
+        lo, hi = int(q["startTime"]), int(q["endTime"])
+    except ValueError:
+        raise unprocessable("startTime and endTime must be epoch milliseconds") from None
+    with world.lock:
+        rows = [e for e in loc.extra["events"].values()
+                if (not q.get("calendarId") or e["calendarId"] == q["calendarId"]) and lo <= _ms(e["startTime"]) < hi]
+    return {"events": sorted(rows, key=lambda e: _ms(e["startTime"]))}
+
+
+def routes(world: World, gw: Gateway) -> list[Route]:
+    def r(path: str, version: str, fn: Any, method: str = "GET") -> Route:
+        return Route(path, gw.route(version, partial(fn, world)), methods=[method])
+
+    return [
+        r("/opportunities/search", V0728, get_opportunities),
+        r("/opportunities/search", V0728, post_opportunities, "POST"),
+        r("/opportunities/pipelines", V0728, pipelines),
+        r("/conversations/search", V0415, search_conversations),
+        r("/conversations/messages/export", V0415, export_messages),
+        r("/calendars/", V0415, calendars),
+        r("/calendars/events", V0415, events),
+    ]
