@@ -1,14 +1,16 @@
 """Benchmark: contacts end to end (sandbox over loopback → DuckDB), this source vs a dlt rest_api baseline.
 
 Side by side in one run, each sync in a fresh child process (peak RSS measured per child):
-  1. this source (paced client, parquet loader files)   — rate limits off
+  1. this source (paced client, parquet loader files), N contacts        — rate limits off
   2. baseline: dlt's `rest_api` source configured the way dlt's docs show for this endpoint,
-     DuckDB defaults (insert_values)                     — rate limits off
-  3. this source with the real limit (100 requests / 10 s): request-budget use and 429 count
+     DuckDB defaults (insert_values), N contacts, under an address-space cap so its memory
+     growth fails the child instead of the machine                     — rate limits off
+  3. both again on a smaller location (M contacts) so the ratio is measured even when 2. fails
+  4. this source with the real limit (100 requests / 10 s): request-budget use and 429 count
 
 The sandbox runs in its own process so its CPU and memory are not charged to the syncs.
 
-    .venv/bin/python bench/contacts_throughput.py --contacts 100000
+    .venv/bin/python bench/contacts_throughput.py --contacts 100000 --small 20000
 """
 
 from __future__ import annotations
@@ -36,11 +38,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_sandbox(contacts: int) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     port = free_port()
     proc = subprocess.Popen(
         [PY, "-m", "pipelines.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
-         "--contacts", str(contacts), "--no-rate-limit", "--index-lag", "0.5"],
+         "--contacts", ",".join(map(str, contacts)), "--no-rate-limit", "--index-lag", "0.5"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
@@ -55,19 +57,26 @@ def start_sandbox(contacts: int) -> tuple[subprocess.Popen[bytes], str, dict[str
     raise SystemExit("sandbox did not start")
 
 
-def run_child(mode: str, base: str, location: str, token: str, workdir: Path) -> dict[str, Any]:
+def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
+              memory_cap_gb: float | None = None) -> dict[str, Any]:
     """Run one sync in a child process; return its report plus wall time and peak RSS."""
-    out = workdir / f"{mode}.json"
+    out = workdir / f"{mode}-{location}.json"
     started = time.monotonic()
-    proc = subprocess.Popen([PY, __file__, "--child", mode, "--base-url", base, "--location", location,
-                             "--workdir", str(workdir), "--out", str(out)],
-                            cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token})
+    cmd = [PY, __file__, "--child", mode, "--base-url", base, "--location", location,
+           "--workdir", str(workdir / f"{mode}-{location}"), "--out", str(out)]
+    if memory_cap_gb:
+        cmd += ["--memory-cap-gb", str(memory_cap_gb)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
-    if status != 0:
-        raise SystemExit(f"{mode} child failed with status {status}")
-    report = json.loads(out.read_text())
-    report.update(wall_s=round(wall, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    report: dict[str, Any] = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if status != 0 or not out.exists():
+        report["failed"] = f"exit status {status}" + (f" under a {memory_cap_gb} GB address-space cap"
+                                                       if memory_cap_gb else "")
+        return report
+    report.update(json.loads(out.read_text()))
+    if report.get("contacts"):
+        report["contacts_per_s"] = round(report["contacts"] / wall, 1)
     return report
 
 
@@ -135,6 +144,9 @@ def child_baseline(base: str, location: str, workdir: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=20_000)
+    parser.add_argument("--memory-cap-gb", type=float, default=None)
+    parser.add_argument("--baseline-cap-gb", type=float, default=10.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--child")
@@ -145,42 +157,55 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(ROOT))
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+        if args.memory_cap_gb:
+            import resource
+
+            cap = int(args.memory_cap_gb * 1024**3)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         fn = child_source if args.child.startswith("source") else child_baseline
         Path(args.out).write_text(json.dumps(fn(args.base_url, args.location, Path(args.workdir))))
         return
 
-    proc, base, info = start_sandbox(args.contacts)
-    location = info["location_ids"][0]
-    token = info["tokens"][location]
-    results: dict[str, Any] = {"contacts": args.contacts, "machine": f"{os.cpu_count()} cores"}
+    proc, base, info = start_sandbox([args.contacts, args.small])
+    big, small = info["location_ids"][0], info["location_ids"][1]
+    tokens = info["tokens"]
+    results: dict[str, Any] = {"contacts": args.contacts, "small": args.small, "machine": f"{os.cpu_count()} cores"}
     try:
         with tempfile.TemporaryDirectory(prefix="hl_bench_") as tmp:
             work = Path(tmp)
-            results["source"] = run_child("source", base, location, token, work)
+            results["source"] = run_child("source", base, big, tokens[big], work)
+            print("source:", results["source"], flush=True)
             if not args.skip_baseline:
-                results["baseline"] = run_child("baseline", base, location, token, work)
+                results["baseline"] = run_child("baseline", base, big, tokens[big], work, args.baseline_cap_gb)
+                print("baseline:", results["baseline"], flush=True)
+                results["source_small"] = run_child("source", base, small, tokens[small], work)
+                results["baseline_small"] = run_child("baseline", base, small, tokens[small], work,
+                                                      args.baseline_cap_gb)
+                print("small:", results["source_small"], results["baseline_small"], flush=True)
             if not args.skip_limited:
                 httpx.post(f"{base}/__sandbox__/ratelimits", json={"max": 100, "interval_ms": 10_000}, timeout=10)
                 httpx.delete(f"{base}/__sandbox__/requests", timeout=10)
-                limited = run_child("source_limited", base, location, token, work)
-                log = httpx.get(f"{base}/__sandbox__/requests", timeout=60).json()
-                entries = log["requests"] if isinstance(log, dict) else log
-                n = len(entries)
-                limited["server_429s"] = sum(1 for e in entries if e["status"] == 429)
+                limited = run_child("source_limited", base, big, tokens[big], work)
+                log = httpx.get(f"{base}/__sandbox__/requests", timeout=120).json()["requests"]
+                n = len(log)
+                limited["server_requests"] = n
+                limited["server_429s"] = sum(1 for e in log if e["status"] == 429)
                 # the budget allows a burst of 100, then 10/s: the fastest possible time for n requests
+                span = max(e["ts"] for e in log) - min(e["ts"] for e in log) if log else 0.0
                 minimum = max(0.0, (n - 100) / 10.0)
+                limited["request_span_s"] = round(span, 2)
                 limited["budget_minimum_s"] = minimum
-                limited["budget_used"] = round(minimum / limited["seconds"], 3) if limited["seconds"] else None
+                limited["budget_used"] = round(minimum / span, 3) if span else None
                 results["source_limited"] = limited
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    src = results["source"]
-    src["contacts_per_s"] = round(src["contacts"] / src["wall_s"], 1)
-    if "baseline" in results:
-        base_r = results["baseline"]
-        base_r["contacts_per_s"] = round(base_r["contacts"] / base_r["wall_s"], 1)
-        results["speedup_vs_baseline"] = round(src["contacts_per_s"] / base_r["contacts_per_s"], 2)
+    for big_key, small_key, label in (("source", "baseline", "ratio"), ("source_small", "baseline_small",
+                                                                        "ratio_small")):
+        a, b = results.get(big_key, {}), results.get(small_key, {})
+        if a.get("contacts_per_s") and b.get("contacts_per_s"):
+            results[label] = round(a["contacts_per_s"] / b["contacts_per_s"], 2)
     print(json.dumps(results, indent=2))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     with (ROOT / "bench" / "results" / "contacts_throughput.jsonl").open("a") as fh:

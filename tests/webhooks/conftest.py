@@ -21,7 +21,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.types import ASGIApp
 
 from sources.highlevel.webhooks import Receiver, WebhookConfig
-from sources.highlevel.webhooks.signing import SigningKeys, generate_test_keys
+from sources.highlevel.webhooks.signing import SigningKeys, SignScheme, generate_test_keys
 
 with warnings.catch_warnings():  # starlette 1.x nags about httpx vs httpx2 at import time
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -80,10 +80,11 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
 
 
-def signed(keys: SigningKeys, payload: dict[str, Any] | bytes, scheme: str = "ed25519") -> tuple[bytes, dict[str, str]]:
+def signed(keys: SigningKeys, payload: dict[str, Any] | bytes,
+           scheme: SignScheme = "ed25519") -> tuple[bytes, dict[str, str]]:
     """(body, headers) for a delivery signed like HighLevel signs it."""
     body = payload if isinstance(payload, bytes) else body_of(payload)
-    headers = {"content-type": "application/json", **keys.headers(body, scheme)}  # type: ignore[arg-type]
+    headers = {"content-type": "application/json", **keys.headers(body, scheme)}
     return body, headers
 
 

@@ -5,23 +5,25 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sources.highlevel.webhooks.events import parse_event
+from sources.highlevel.webhooks.events import WebhookEvent, parse_event
 from sources.highlevel.webhooks.inbox import Inbox
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Inbox:
-    box = Inbox(tmp_path / "sub" / "inbox.sqlite")
-    yield box  # type: ignore[misc]
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    box = Inbox(tmp_path / "sub" / "inbox.sqlite")  # a missing parent directory is created
+    yield box
     box.close()
 
 
-def event(webhook_id: str | None = "w1", type_: str = "ContactUpdate", location: str = "L1", record: str = "c1"):  # type: ignore[no-untyped-def]
+def event(webhook_id: str | None = "w1", type_: str = "ContactUpdate", location: str = "L1",
+          record: str = "c1") -> WebhookEvent:
     payload = {"type": type_, "locationId": location, "id": record}
     if webhook_id is not None:
         payload["webhookId"] = webhook_id
@@ -149,9 +151,19 @@ def test_claims_left_by_a_crash_are_released(tmp_path: Path) -> None:
     second.close()
 
 
-def test_marks_from_a_reset_clock_are_due(inbox: Inbox) -> None:
+def test_marks_from_a_reset_clock_are_restamped_at_start(inbox: Inbox) -> None:
     inbox.mark_dirty("L1", "contacts", at=1_000_000.0)  # monotonic time of the last boot
-    assert inbox.take_dirty(30, 300, now=5.0) == {"L1": {"contacts"}}
+    inbox.mark_dirty("L2", "contacts", at=1.0)
+    assert inbox.take_dirty(30, 300, now=5.0) == {}
+    inbox.release_claims(now=5.0)
+    assert inbox.take_dirty(30, 300, now=34.0) == {"L2": {"contacts"}}  # old marks keep their age
+    assert inbox.take_dirty(30, 300, now=35.0) == {"L1": {"contacts"}}  # future marks now count from 5.0
+
+
+def test_a_mark_stamped_just_after_now_is_not_due_yet(inbox: Inbox) -> None:
+    """The processor may stamp a mark a moment after the debouncer read its clock: that is not a reset."""
+    inbox.mark_dirty("L1", "contacts", at=100.001)
+    assert inbox.take_dirty(0.5, 2, now=100.0) == {}
 
 
 def test_take_dirty_limit_takes_oldest_first(inbox: Inbox) -> None:

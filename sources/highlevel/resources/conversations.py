@@ -94,7 +94,7 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     report = ctx.report("messages")
     for channel in EXPORT_PASSES:
         # each pass has its own cursor: the two streams advance independently
-        cursor = LocationCursor(ctx, "messages" if channel is None else f"messages_{channel.lower()}")
+        cursor = LocationCursor(ctx, "messages", None if channel is None else channel.lower())
         since, until = cursor.window_start(), ctx.options.end_date
         params: dict[str, Any] = {"locationId": ctx.location_id, "limit": settings.MESSAGES_EXPORT_LIMIT,
                                   "sortBy": "updatedAt", "sortOrder": "desc"}

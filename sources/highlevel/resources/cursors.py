@@ -2,7 +2,8 @@
 
 State commits only with a successful extract of the data it describes, so a failed run leaves
 the previous cursor in place. Layout: `resources.<name>.cursors[<location>]` (ISO-8601 UTC) and
-`resources.<name>.last_success[<location>]`, readable by `highlevel-sync status`.
+`resources.<name>.last_success[<location>]`; a second stream of a resource is keyed
+`<location>/<stream>`, readable by `highlevel-sync status`.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ from .context import LocationContext
 
 
 class LocationCursor:
-    def __init__(self, ctx: LocationContext, resource: str) -> None:
+    """`stream` separates independent streams of one resource (the message export's email pass)."""
+
+    def __init__(self, ctx: LocationContext, resource: str, stream: str | None = None) -> None:
         self.ctx = ctx
         self.resource = resource
+        self.key = ctx.location_id if stream is None else f"{ctx.location_id}/{stream}"
         self._state: dict[str, Any] = dlt.current.resource_state()
         self._cursors: dict[str, str] = self._state.setdefault("cursors", {})
         options = ctx.options
         # a backfill window (end_date) and --full-refresh neither read nor move the stored cursor
         self.stateless = options.end_date is not None
         ignore = options.full_refresh or self.stateless
-        self.stored: datetime | None = None if ignore else to_utc(self._cursors.get(ctx.location_id))
+        self.stored: datetime | None = None if ignore else to_utc(self._cursors.get(self.key))
         self.newest: datetime | None = self.stored
 
     def window_start(self) -> datetime | None:
@@ -43,7 +47,7 @@ class LocationCursor:
 
     def save(self) -> None:
         if self.newest is not None and not self.stateless:
-            self._cursors[self.ctx.location_id] = to_iso_z(self.newest)
+            self._cursors[self.key] = to_iso_z(self.newest)
 
     def finish(self) -> None:
         self.save()

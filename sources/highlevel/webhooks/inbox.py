@@ -258,8 +258,7 @@ class Inbox:
         """Claim the locations that are due: quiet for `quiet_s`, or first marked `max_delay_s` ago.
 
         A location whose previous claim is still in flight is never due (one run per location at a
-        time); marks made meanwhile wait for `finish_dirty`. Marks stamped in the future (the clock
-        was reset, e.g. monotonic time after a reboot) count as due. Oldest first, at most `limit`.
+        time); marks made meanwhile wait for `finish_dirty`. Oldest first, at most `limit`.
         """
         with self._write() as conn:
             busy = {row[0] for row in conn.execute("SELECT DISTINCT location_id FROM dirty WHERE claimed = 1")}
@@ -269,7 +268,7 @@ class Inbox:
             ).fetchall()
             due = [
                 loc for loc, first, last in groups
-                if loc not in busy and (last <= now - quiet_s or first <= now - max_delay_s or last > now)
+                if loc not in busy and (last <= now - quiet_s or first <= now - max_delay_s)
             ][:limit]
             taken: dict[str, set[str]] = {}
             for loc in due:
@@ -286,10 +285,16 @@ class Inbox:
             conn.execute("DELETE FROM dirty WHERE location_id = ? AND claimed = 1", (location_id,))
 
     def release_claims(self, now: float) -> int:
-        """Put back every claim (runs a crashed process left in flight); call once before debouncing starts."""
+        """Put back every claim (runs a crashed process left in flight); call once before debouncing starts.
+
+        Also pulls marks stamped in the future back to `now`: the clock was reset (monotonic time
+        restarts at boot), and such marks would otherwise wait until the new clock caught up.
+        """
         with self._write() as conn:
             cursor = self._unclaim(conn, None, now)
             conn.execute("DELETE FROM dirty WHERE claimed = 1")
+            conn.execute("UPDATE dirty SET first_marked_at = MIN(first_marked_at, ?),"
+                         " last_marked_at = MIN(last_marked_at, ?)", (now, now))
         return cursor.rowcount
 
     @staticmethod

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .verify import ED25519_HEADER, RSA_HEADER
 
+SignScheme = Literal["ed25519", "rsa", "both"]
+
 
 @dataclass(frozen=True)
 class SigningKeys:
@@ -34,7 +36,7 @@ class SigningKeys:
     def rsa_public_pem(self) -> str:
         return _public_pem(self.rsa)
 
-    def headers(self, body: bytes, scheme: Literal["ed25519", "rsa", "both"] = "ed25519") -> dict[str, str]:
+    def headers(self, body: bytes, scheme: SignScheme = "ed25519") -> dict[str, str]:
         """Signature headers for `body`, as HighLevel would send them."""
         out: dict[str, str] = {}
         if scheme in ("ed25519", "both"):
