@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -68,11 +69,9 @@ class Gateway:
               location_ok: bool = True, form: bool = False) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             body: Any = None
-            raw = b""
+            raw = await request.body()
             if form and "form" in request.headers.get("content-type", ""):
-                body = {k: str(v) for k, v in (await request.form()).items()}
-            else:
-                raw = await request.body()
+                body, raw = parse_form(raw), b""
             if raw:
                 try:
                     body = orjson.loads(raw)
@@ -140,6 +139,11 @@ class Gateway:
         if not header.lower().startswith("bearer "):
             return None
         return self.world.tokens.get(header[7:].strip())
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """application/x-www-form-urlencoded, as the OAuth endpoints take it (first value per key)."""
+    return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 def require_location(call: Call, location_id: Any) -> str:

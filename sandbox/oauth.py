@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .gateway import ApiFailure, Call, Gateway, json_response, unprocessable
+from .gateway import ApiFailure, Call, Gateway, json_response, parse_form, unprocessable
 from .world import TokenInfo, World
 
 ALL_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
@@ -72,7 +72,7 @@ class OAuthState:
 
 def token_endpoint(state: OAuthState, gw: Gateway) -> Any:
     async def endpoint(request: Request) -> Response:
-        form = dict(await request.form())
+        form = parse_form(await request.body())
         entry: dict[str, Any] = {"ts": time.time(), "method": "POST", "path": "/oauth/token", "query": {},
                                  "body": {"grant_type": form.get("grant_type")}, "location_id": None, "status": 0,
                                  "token_kind": None}

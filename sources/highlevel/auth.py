@@ -86,7 +86,7 @@ class TokenManager:
                 f"no OAuth token for {_describe(key)} in the token store; run `highlevel-sync auth login` "
                 "or `highlevel-sync auth import`"
             )
-        if tokens.expires_within(self.refresh_margin_s):
+        if tokens.needs_renewal(self.refresh_margin_s):
             return self.renew(key, rejected=tokens)
         with self._thread_lock:
             self._cache[key] = tokens
@@ -98,7 +98,7 @@ class TokenManager:
             data = self.store.load()
             stored = self._lookup(data, key)
             if stored is not None and (rejected is None or stored.access_token != rejected.access_token) \
-                    and not stored.expires_within(self.refresh_margin_s):
+                    and not stored.needs_renewal(self.refresh_margin_s):
                 self._cache[key] = stored  # another worker rotated already
                 return stored
             if key == COMPANY_KEY or (stored is not None and not stored.minted and stored.refresh_token):
@@ -124,7 +124,7 @@ class TokenManager:
         company = data.company
         if company is None:
             raise AuthError("no company (agency) token stored; run `highlevel-sync auth login` as an agency admin")
-        if company.expires_within(self.refresh_margin_s):
+        if company.needs_renewal(self.refresh_margin_s):
             company = self.renew(COMPANY_KEY, rejected=company)
         return company
 
@@ -190,6 +190,7 @@ def _keep_identity(fresh: TokenSet, stored: TokenSet) -> TokenSet:
         access_token=fresh.access_token,
         refresh_token=fresh.refresh_token or stored.refresh_token,
         expires_at=fresh.expires_at,
+        lifetime_s=fresh.lifetime_s,
         user_type=fresh.user_type or stored.user_type,
         scopes=fresh.scopes or stored.scopes,
         company_id=fresh.company_id or stored.company_id,

@@ -137,10 +137,12 @@ def _token_set(body: dict[str, Any], default_user_type: str = "Location") -> Tok
     if not isinstance(access, str) or not access:
         raise AuthError("token endpoint answered without an access_token; retry, then re-authorise")
     scope = body.get("scope") or ""
+    lifetime = float(body.get("expires_in") or 86399)
     return TokenSet(
         access_token=access,
         refresh_token=body.get("refresh_token") if isinstance(body.get("refresh_token"), str) else None,
-        expires_at=time.time() + float(body.get("expires_in") or 86399),
+        expires_at=time.time() + lifetime,
+        lifetime_s=lifetime,
         user_type=str(body.get("userType") or default_user_type),
         scopes=tuple(scope.split()) if isinstance(scope, str) else tuple(scope),
         company_id=body.get("companyId"),

@@ -44,9 +44,16 @@ class TokenSet:
     location_id: str | None = None
     user_id: str | None = None
     minted: bool = False  # a location token minted from the company token (re-mint, don't refresh)
+    lifetime_s: float = 0.0  # expires_in when issued; bounds how early a refresh may happen
 
     def expires_within(self, seconds: float, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) + seconds >= self.expires_at
+
+    def needs_renewal(self, margin_s: float, now: float | None = None) -> bool:
+        """Renew `margin_s` before expiry, but never earlier than the last quarter of the lifetime
+        (a 20 s token renewed 120 s ahead would be renewed before every request)."""
+        margin = min(margin_s, self.lifetime_s / 4) if self.lifetime_s > 0 else margin_s
+        return self.expires_within(margin, now)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -32,8 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from .events import WebhookEvent
-
-logger = logging.getLogger("highlevel.webhooks.inbox")
 
 DEFAULT_INBOX_PATH = ".dlt/highlevel_webhooks.sqlite"
 DETECTED_BY = ("webhook", "sweep")
