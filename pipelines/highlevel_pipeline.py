@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--full-refresh", action="store_true", help="ignore stored cursors and re-read everything")
     run.add_argument("--start-date", help="ISO date: read changes from here (first run / backfill)")
     run.add_argument("--end-date", help="ISO date: end of a backfill window (does not move cursors)")
+    run.add_argument("--reconcile", action="store_true",
+                     help="also list every contact and opportunity id and delete the ones HighLevel no longer has")
 
     demo = sub.add_parser("demo", help="sync the bundled sandbox into ./highlevel_demo.duckdb, twice")
     demo.add_argument("--path", default="highlevel_demo.duckdb")
@@ -54,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--pipelines-dir")
 
     auth_cli.add_parser(sub)
+
+    hooks = sub.add_parser("webhooks", help="the webhook receiver")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True)
+    hook_serve = hooks_sub.add_parser("serve", help="receive HighLevel webhooks and trigger incremental runs")
+    hook_serve.add_argument("--host", default="127.0.0.1")
+    hook_serve.add_argument("--port", type=int, default=8080)
+    hook_serve.add_argument("--airflow-url", help="trigger an Airflow DAG run instead of syncing in-process")
+    hook_serve.add_argument("--airflow-dag", default="highlevel_sync")
 
     sandbox = sub.add_parser("sandbox", help="the local HighLevel API")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -90,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         start_date=parse_date("--start-date", args.start_date),
         end_date=parse_date("--end-date", args.end_date),
+        reconcile=args.reconcile,
     )
     result = run_sync(request, config=load_config())
     print(format_summary(result))
@@ -106,6 +117,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                                          pipeline_name=args.pipeline_name, pipelines_dir=args.pipelines_dir))
     print(format_status(collect_status(pipeline)))
     return EXIT_OK
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from .webhook_runs import serve_webhooks
+
+    return serve_webhooks(args.host, args.port, args.airflow_url, args.airflow_dag)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -133,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug)
     commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "auth": auth_cli.run,
-                "status": cmd_status}
+                "status": cmd_status, "webhooks": cmd_webhooks}
     try:
         return commands[args.command](args)
     except HighLevelError as exc:

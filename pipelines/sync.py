@@ -23,11 +23,15 @@ from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStat
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, LocationInactive, QuotaExhausted
 
+from . import deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
 
 logger = logging.getLogger("highlevel.sync")
 
 PIPELINE_NAME = "highlevel"
+DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
+# resources whose deletions the `deletions` table records
+DELETABLE = {"contacts", "opportunities", "appointments"}
 DEFAULT_DATASET = "highlevel"
 
 
@@ -44,6 +48,8 @@ class SyncRequest:
     full_refresh: bool = False
     start_date: datetime | None = None
     end_date: datetime | None = None
+    reconcile: bool = False
+    inbox_path: str | None = DEFAULT_INBOX
 
 
 @dataclass
@@ -128,8 +134,12 @@ def run_sync(
         overlap=config.overlap,
         contacts_page_size=config.contacts_page_size,
         full_refresh=request.full_refresh,
+        reconcile=request.reconcile,
     )
+    if DELETABLE & set(resources) and "deletions" not in resources:
+        resources.append("deletions")
     pipeline = make_pipeline(request)
+    inbox = deletions.open_inbox(request.inbox_path)
     loader_format = _loader_format(pipeline)
     _finish_pending(pipeline)
 
@@ -143,7 +153,7 @@ def run_sync(
             locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
         for location_id in locations:
             results.append(_sync_location(pipeline, client, location_id, config, options, resources, loader_format,
-                                          credentials.company_id))
+                                          credentials.company_id, inbox))
     return SyncResult(results, time.monotonic() - started, pipeline)
 
 
@@ -156,10 +166,12 @@ def _sync_location(
     resources: list[str],
     loader_format: str | None,
     company_id: str | None,
+    inbox: Any = None,
 ) -> LocationResult:
     result = LocationResult(location_id)
     started = time.monotonic()
     ctx = location_context(client, location_id, company_id, options)
+    deletions.prepare(ctx, inbox, pipeline, options.reconcile)
     # One extract per resource: dlt commits a resource's rows and cursor together or not at all,
     # so a failing resource costs nothing to the others.
     for name in resources:
@@ -168,6 +180,7 @@ def _sync_location(
             pipeline.extract(highlevel_source(ctx, [name]), loader_file_format=loader_format)
         except Exception as exc:
             result.resource_errors[name] = describe_failure(exc)
+            deletions.forget(ctx, name)
             logger.debug("location %s resource %s failed", location_id, name, exc_info=True)
             if _is_location_fatal(exc):
                 break  # the token or the sub-account is the problem: other resources would fail alike
@@ -178,6 +191,8 @@ def _sync_location(
         info.raise_on_failed_jobs()
         counts = pipeline.last_trace.last_normalize_info.row_counts
         result.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+        if "deletions" not in result.resource_errors:
+            deletions.commit(ctx, inbox)
     except Exception as exc:
         result.error = f"loading into the destination failed: {describe_failure(exc)}; the data stays queued " \
                        "and the next run loads it first"

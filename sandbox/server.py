@@ -17,6 +17,7 @@ from .config import SandboxConfig
 from .faults import Faults
 from .oauth import OAuthState
 from .ratelimit import RateLimiter
+from .webhooks import WebhookEmitter
 from .world import World
 
 
@@ -38,6 +39,7 @@ class Sandbox:
         self.oauth = OAuthState(self.world)
         self.app, self.gateway = build_app(self.world, self.limiter, self.faults, _extra_routes(self))
         self.gateway.suspended = self.oauth.suspended
+        self.webhooks = WebhookEmitter(self.config.client_id.split("-")[0])
         self.host = "127.0.0.1"
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -152,14 +154,32 @@ class Sandbox:
     def burned_tokens(self) -> int:
         return self.oauth.burned
 
-    def update_contacts(self, location_id: str, n: int) -> list[str]:
-        return self.world.update_contacts(location_id, n)
+    def update_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
+        """Update n contacts; with `notify` (a receiver URL) also deliver ContactUpdate webhooks."""
+        ids = self.world.update_contacts(location_id, n)
+        self._notify(notify, "ContactUpdate", location_id, ids)
+        return ids
 
     def create_contacts(self, location_id: str, n: int) -> list[str]:
         return self.world.create_contacts(location_id, n)
 
-    def delete_contacts(self, location_id: str, n: int) -> list[str]:
-        return self.world.delete_contacts(location_id, n)
+    def delete_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
+        """Delete n contacts; with `notify` also deliver ContactDelete webhooks (each sent twice:
+        HighLevel's deliveries can repeat)."""
+        before = {c["id"]: c for c in self.truth_contacts(location_id)}
+        ids = self.world.delete_contacts(location_id, n)
+        if notify:
+            for contact_id in ids:
+                self.webhooks.deliver(notify, self.webhooks.event("ContactDelete", location_id, before[contact_id]),
+                                      times=2)
+        return ids
+
+    def _notify(self, url: str | None, event_type: str, location_id: str, ids: list[str]) -> None:
+        if not url:
+            return
+        current = {c["id"]: c for c in self.truth_contacts(location_id)}
+        for record_id in ids:
+            self.webhooks.deliver(url, self.webhooks.event(event_type, location_id, current[record_id]))
 
     def wait_for_index(self) -> None:
         self.world.wait_for_index()

@@ -20,6 +20,7 @@ from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
 from .resources.context import LocationContext, SyncOptions
 from .resources.conversations import conversations, messages
+from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 
@@ -49,6 +50,7 @@ def highlevel_source(
         "custom_fields": custom_fields,
         "users": users,
         "locations": locations,
+        "deletions": deletions,
     }
     built: list[DltResource] = [factories[name](ctx) for name in RESOURCE_NAMES if name in selected]
     return built

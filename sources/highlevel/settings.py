@@ -69,4 +69,5 @@ RESOURCE_NAMES = (
     "custom_fields",
     "users",
     "locations",
+    "deletions",  # last: it records what the others' sweeps found
 )

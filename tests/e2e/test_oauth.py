@@ -88,11 +88,11 @@ def test_short_lived_tokens_over_a_long_run_never_burn_or_expire(agency: Agency)
     code, out, err = agency.finish(agency.cli("run", "--locations", "all", "--resources", RESOURCES))
     elapsed = time.monotonic() - started
     assert code == 0, err
-    assert elapsed > 3 * 6.0  # several token lifetimes
+    assert elapsed > 2 * 6.0  # several token lifetimes
     log = agency.sb.requests()
     refreshes = [r for r in log if r["path"] == "/oauth/token"]
     mints = [r for r in log if r["path"] == "/oauth/locationToken"]
-    assert len(refreshes) >= 3 and len(mints) >= 4
+    assert len(refreshes) >= 2 and len(mints) >= 4
     assert agency.sb.burned_tokens == 0
     assert not any(r.get("expired_token") for r in log)
     # every rotation was persisted: the stored refresh token is the live one

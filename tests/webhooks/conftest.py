@@ -171,6 +171,7 @@ class ChildReceiver:
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL: no shutdown code runs
         self.proc.wait(timeout=10)
+        self.log.close()
 
     def terminate(self) -> None:
         if self.proc.poll() is None:
@@ -180,4 +181,5 @@ class ChildReceiver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()

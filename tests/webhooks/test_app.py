@@ -51,6 +51,8 @@ def test_signed_delivery_is_accepted_once(client: TestClient, receiver: Receiver
     assert (first.status_code, first.json()) == (200, {"status": "accepted"})
     replay = client.post(WEBHOOK_PATH, content=body, headers=headers)
     assert (replay.status_code, replay.json()) == (200, {"status": "duplicate"})
+    re_signed = client.post(WEBHOOK_PATH, content=body, headers=keys.headers(body, "rsa"))  # same webhookId
+    assert re_signed.json() == {"status": "duplicate"}
     rsa_body, rsa_headers = signed(keys, contact("wh-2"), "rsa")
     assert client.post(WEBHOOK_PATH, content=rsa_body, headers=rsa_headers).json() == {"status": "accepted"}
     assert stored(receiver) == 2
@@ -142,6 +144,7 @@ def test_inbox_failure_answers_429_with_retry_after(make_config: Callable[..., W
     with TestClient(app) as client:
         response = client.post(WEBHOOK_PATH, content=body, headers=headers)
         assert response.status_code == 429 and response.headers["retry-after"] == "600"
+        assert response.json()["status"] == "retry"
         health = client.get("/healthz").json()
         assert health["status"] == "ok" and "inbox write failed" in health["receiver"]["last_error"]["error"]
         inbox._conn.execute("PRAGMA query_only = OFF")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from sources.highlevel.webhooks import SYNC_RESOURCES, InProcessTrigger, Receiver, parse_event
 from sources.highlevel.webhooks.signing import SigningKeys
@@ -87,6 +88,7 @@ class RecordingTrigger:
             self.runs[location_id].append((start, time.monotonic(), resources))
 
 
+@pytest.mark.slow
 def test_burst_of_1000_signed_events(make_receiver: Callable[..., Receiver], make_config: Callable[..., Any],
                                      serve_in_thread: Callable[..., ThreadServer], keys: SigningKeys) -> None:
     quiet_s, max_delay_s = 0.5, 2.0
@@ -142,6 +144,7 @@ def test_burst_of_1000_signed_events(make_receiver: Callable[..., Receiver], mak
         assert len(runs) <= sent_s / max_delay_s + 2, (location, len(runs))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_burst_loses_no_acknowledged_event(tmp_path: Path, keys: SigningKeys) -> None:
     ed_pem, rsa_pem = tmp_path / "ed.pem", tmp_path / "rsa.pem"
     ed_pem.write_text(keys.ed25519_public_pem)

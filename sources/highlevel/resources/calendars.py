@@ -23,6 +23,7 @@ from ..errors import ApiError
 from ..normalize import convert_timestamps, to_iso_z
 from .columns import json_column, location_key, text, ts
 from .context import LocationContext
+from .deletions import hard_delete_rows
 
 APPOINTMENT_TIMESTAMPS = ("startTime", "endTime", "dateAdded", "dateUpdated")
 APPOINTMENT_COLUMNS: dict[str, Any] = {
@@ -34,6 +35,7 @@ APPOINTMENT_COLUMNS: dict[str, Any] = {
     "date_updated": ts(dedup_sort="desc"),
     "users": json_column(),
     "assigned_resources": json_column(),
+    "_deleted": {"data_type": "bool", "hard_delete": True},
 }
 
 
@@ -78,6 +80,7 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
         start = options.start_date or now - settings.APPOINTMENT_DEFAULT_HISTORY
         end = now + options.appointment_lookahead
     report = ctx.report("appointments")
+    deleted = ctx.deleted_ids("appointments")
     for calendar in ctx.calendars(calendar_list):
         calendar_id = calendar.get("id")
         if not calendar_id:
@@ -93,12 +96,16 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
                 raise ApiError(f"location {ctx.location_id}: calendar events response has no 'events' list")
             rows = []
             for event in events:
+                if event.get("id") in deleted:
+                    continue
                 row = {**event, "locationId": event.get("locationId") or ctx.location_id}
                 convert_timestamps(row, APPOINTMENT_TIMESTAMPS)
                 rows.append(row)
             report.rows += len(rows)
             if rows:
                 yield rows
+    if deleted:
+        yield hard_delete_rows(ctx, "appointments", deleted)
     if options.end_date is None:
         backfilled[ctx.location_id] = to_iso_z(now)
         state.setdefault("last_success", {})[ctx.location_id] = to_iso_z(now)

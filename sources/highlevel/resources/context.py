@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import settings
@@ -24,6 +24,7 @@ class SyncOptions:
     full_refresh: bool = False
     appointment_lookback: timedelta = settings.APPOINTMENT_LOOKBACK
     appointment_lookahead: timedelta = settings.APPOINTMENT_LOOKAHEAD
+    reconcile: bool = False  # also list every id and report the missing ones as deletions
 
 
 @dataclass
@@ -45,8 +46,26 @@ class LocationContext:
     reports: dict[str, ResourceReport] = field(default_factory=dict)
     _custom_fields: list[dict[str, Any]] | None = None
     _location: dict[str, Any] | None = None
+    # deletions known before the run (webhooks, earlier sweeps): resource -> [{id, deleted_at, detected_by}]
+    deletions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # ids already in the destination per resource, for the reconcile sweep
+    known_ids: dict[str, set[str]] = field(default_factory=dict)
+    # deletions found by this run's sweep (the caller records them durably after the load)
+    swept: list[dict[str, Any]] = field(default_factory=list)
     _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def deleted_ids(self, resource: str) -> set[str]:
+        return {str(d["id"]) for d in self.deletions.get(resource, [])}
+
+    def sweep(self, resource: str, seen: set[str]) -> list[str]:
+        """Ids in the destination that the API no longer lists: deleted upstream."""
+        missing = sorted(self.known_ids.get(resource, set()) - seen - self.deleted_ids(resource))
+        now = datetime.now(UTC)
+        for record_id in missing:
+            self.swept.append({"resource": resource, "id": record_id, "location_id": self.location_id,
+                               "deleted_at": now, "detected_by": "sweep"})
+        return missing
 
     def report(self, resource: str) -> ResourceReport:
         with self._lock:

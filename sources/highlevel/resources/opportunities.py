@@ -25,6 +25,7 @@ from .columns import json_column, location_key, text, ts
 from .contacts import custom_values_hints
 from .context import LocationContext
 from .cursors import LocationCursor
+from .deletions import hard_delete_rows, value_tombstones
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ OPPORTUNITY_COLUMNS: dict[str, Any] = {
     "monetary_value": {"data_type": "double"},
     "followers": json_column(),
     "contact__tags": json_column(),
+    "_deleted": {"data_type": "bool", "hard_delete": True},
 }
 
 
@@ -81,10 +83,16 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
                                     columns=OPPORTUNITY_COLUMNS)
     report = ctx.report("opportunities")
     since, until = cursor.window_start(), ctx.options.end_date
+    deleted = ctx.deleted_ids("opportunities")
+    reconcile = ctx.options.reconcile and until is None
+    listed: set[str] = set()
 
-    for page in _changed_pages(ctx, since, until):
+    for page in _changed_pages(ctx, None if reconcile else since, until):
         rows, values = [], []
         for record in page:
+            listed.add(str(record.get("id")))
+            if record.get("id") in deleted:
+                continue
             row, value_rows = shape_opportunity(record, ctx.location_id, definitions)
             changed = row.get("updatedAt") or row.get("createdAt")
             if since is not None and changed is not None and changed < since:
@@ -99,6 +107,11 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
             yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
         cursor.save()
+    gone = deleted | (set(ctx.sweep("opportunities", listed)) if reconcile else set())
+    if gone:
+        yield dlt.mark.with_hints(hard_delete_rows(ctx, "opportunities", gone), row_hints, create_table_variant=True)
+        yield dlt.mark.with_hints(value_tombstones(ctx, "opportunity_id", gone), value_hints,
+                                  create_table_variant=True)
     cursor.finish()
 
 

@@ -126,13 +126,11 @@ def create_app(
             if rejected.status != 429:
                 stats.reject(rejected.status, rejected.reason)
                 logger.info("webhook rejected with %d: %s", rejected.status, rejected.reason)
-            headers = {"Retry-After": str(RETRY_AFTER_S)} if rejected.status == 429 else None
-            return JSONResponse({"status": "rejected", "reason": rejected.reason}, rejected.status, headers=headers)
+            return _refusal(rejected)
         except Exception as exc:  # a bug, not the client's fault: ask for a retry rather than lose the event
             stats.error(f"unexpected {type(exc).__name__}")
             logger.exception("unexpected error handling a webhook; answering 429")
-            return JSONResponse({"status": "rejected", "reason": "temporarily unavailable; retry later"}, 429,
-                                headers={"Retry-After": str(RETRY_AFTER_S)})
+            return _refusal(Rejected(429, "temporarily unavailable; retry later"))
         stats.count(stored)
         if processor is not None:
             processor.wake()
@@ -157,6 +155,13 @@ def create_app(
         Route(WEBHOOK_PATH, receive, methods=["POST"]),
         Route(HEALTH_PATH, healthz, methods=["GET"]),
     ])
+
+
+def _refusal(rejected: Rejected) -> JSONResponse:
+    if rejected.status == 429:
+        return JSONResponse({"status": "retry", "reason": rejected.reason}, 429,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse({"status": "rejected", "reason": rejected.reason}, rejected.status)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -1,0 +1,52 @@
+"""`highlevel-sync webhooks serve`: the receiver, wired to incremental runs through `run_sync`.
+
+Triggered runs use the same state-based cursors as scheduled ones (never an external scheduler's
+interval), for just the resources the events marked dirty. App installs and uninstalls change
+which locations `--locations all` syncs: a location whose app was uninstalled is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from sources.highlevel.config import load_config
+from sources.highlevel.errors import HighLevelError
+
+from .sync import SyncRequest, run_sync
+
+logger = logging.getLogger("highlevel.webhook_runs")
+
+
+class SyncFailed(HighLevelError):
+    """Raised to the debouncer so it keeps the dirty marks and retries later."""
+
+
+def sync_location(location_id: str, resources: set[str], request: SyncRequest | None = None) -> Any:
+    """One incremental run for one location and the dirty resources; raises when it failed."""
+    base = request or SyncRequest()
+    chosen = sorted(resources)
+    result = run_sync(SyncRequest(**{**base.__dict__, "locations": [location_id], "resources": chosen}),
+                      config=load_config())
+    if not result.ok:
+        raise SyncFailed(f"triggered run for location {location_id} failed: {result.locations[0].error}")
+    logger.info("triggered run for location %s (%s) done in %.1f s", location_id, ", ".join(chosen), result.seconds)
+    return result
+
+
+def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: str) -> int:
+    from sources.highlevel.webhooks import AirflowTrigger, InProcessTrigger, WebhookConfig
+    from sources.highlevel.webhooks.server import serve
+
+    config = WebhookConfig.from_dlt()
+    trigger: Any
+    if airflow_url:
+        user, password = os.environ.get("AIRFLOW_USERNAME"), os.environ.get("AIRFLOW_PASSWORD")
+        trigger = AirflowTrigger(airflow_url, airflow_dag, auth=(user, password) if user and password else None)
+    else:
+        trigger = InProcessTrigger(lambda location_id, resources: sync_location(location_id, resources))
+    print(f"Receiving HighLevel webhooks on http://{host}:{port}/webhooks/highlevel (health: /healthz); "
+          f"inbox {config.inbox_path}")
+    serve(config, host=host, port=port, trigger=trigger)
+    return 0
