@@ -107,7 +107,8 @@ def test_reconcile_sweep_finds_deletions_no_webhook_reported(small_harness: Harn
     assert result.ok
     assert counts(h, gone) == (0, 0, 0)
     assert h.contact_ids() == h.truth_ids()
-    assert h.query("select id, detected_by from highlevel.deletions order by id") == [(g, "sweep") for g in sorted(gone)]
+    swept = h.query("select id, detected_by from highlevel.deletions order by id")
+    assert swept == [(g, "sweep") for g in sorted(gone)]
     assert {d.id for d in Inbox(inbox).pending_deletions()} == set()
     # cost: one search request per 500 contacts (1,195 contacts -> 3)
     assert h.search_requests(h.big) == -(-len(h.sb.truth_contacts(h.big)) // 500)
