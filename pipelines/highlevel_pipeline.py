@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=7)
     serve.add_argument("--contacts", type=_csv, help="contacts per location, e.g. 12500,300,40")
     serve.add_argument("--index-lag", type=float, help="max search-index lag in seconds")
+    serve.add_argument("--opportunities", type=_csv, help="opportunities per location")
+    serve.add_argument("--conversations", type=_csv, help="conversations per location")
+    serve.add_argument("--messages-per-conversation", type=int)
+    serve.add_argument("--calendars", type=int, help="calendars per location")
+    serve.add_argument("--appointments-per-calendar", type=int)
     serve.add_argument("--no-rate-limit", action="store_true")
     return parser
 
@@ -139,6 +144,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         overrides["contacts_per_location"] = tuple(int(n) for n in args.contacts)
     if args.index_lag is not None:
         overrides["index_lag_s"] = args.index_lag
+    for name, key in (("opportunities", "opportunities_per_location"), ("conversations", "conversations_per_location")):
+        if getattr(args, name):
+            overrides[key] = tuple(int(n) for n in getattr(args, name))
+    for name, key in (("messages_per_conversation", "messages_per_conversation"),
+                      ("calendars", "calendars_per_location"),
+                      ("appointments_per_calendar", "appointments_per_calendar")):
+        if getattr(args, name) is not None:
+            overrides[key] = getattr(args, name)
     if args.no_rate_limit:
         overrides.update(rate_limit_max=None, daily_quota=None)
     print(f"HighLevel sandbox on http://{args.host}:{args.port} (GET /__sandbox__/info for tokens); Ctrl-C stops")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pendulum
@@ -48,11 +48,14 @@ def to_utc(value: Any, epoch_unit: str = "ms") -> datetime | None:
     raise ValueError(f"not a timestamp: {value!r}")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _from_epoch(number: float, unit: str) -> datetime:
-    seconds = number / 1000.0 if unit == "ms" else number
+    # timedelta arithmetic is exact for whole milliseconds; float division is not
     try:
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError) as exc:
+        return _EPOCH + (timedelta(milliseconds=number) if unit == "ms" else timedelta(seconds=number))
+    except (OverflowError, ValueError) as exc:
         raise ValueError(f"epoch value {number!r} is out of range") from exc
 
 

@@ -6,11 +6,14 @@ testable without a network. Every paginator refuses to loop: a cursor seen twice
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 from .errors import ApiError
 
+T = TypeVar("T")
 Page = list[dict[str, Any]]
 JsonFetch = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -149,3 +152,51 @@ def sort_value_pages(
             raise ApiError(f"startAfterDate {value} repeated: the API is looping, stopping")
         seen.add(value)
         query = {**query, "startAfterDate": value}
+
+
+_DONE = object()
+
+
+def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Fetch the next pages in a background thread while the caller processes the current one.
+
+    Paging cursors come from the page just fetched, so the fetching thread can run ahead on its
+    own; `depth` bounds how far (memory stays flat). Errors surface in the caller at the point
+    they happened; closing the generator stops the thread.
+    """
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        buffer.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(("done", _DONE))
+        except BaseException as exc:  # handed to the consumer, raised there
+            buffer.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="highlevel-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = buffer.get()
+            if kind == "page":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                return
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.1)

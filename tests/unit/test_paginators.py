@@ -62,3 +62,38 @@ def test_skip_limit_sends_strings_and_stops_on_a_short_page() -> None:
     pages = list(skip_limit_pages(fetch, {"companyId": "C"}, "users", 100))
     assert [len(p) for p in pages] == [100, 100, 50]
     assert [p["skip"] for p in seen] == ["0", "100", "200"] and seen[0]["limit"] == "100"
+
+
+def test_prefetch_yields_everything_in_order_and_surfaces_errors() -> None:
+    from sources.highlevel.paginators import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken() -> Any:
+        yield 1
+        raise ApiError("page 2 was garbage")
+
+    got = []
+    with pytest.raises(ApiError, match="garbage"):
+        for item in prefetch(broken()):
+            got.append(item)
+    assert got == [1]
+
+
+def test_prefetch_stops_fetching_when_the_consumer_stops() -> None:
+    import time
+
+    from sources.highlevel.paginators import prefetch
+
+    fetched: list[int] = []
+
+    def pages() -> Any:
+        for i in range(1000):
+            fetched.append(i)
+            yield i
+
+    gen = prefetch(pages(), depth=2)
+    assert next(gen) == 0
+    gen.close()
+    time.sleep(0.3)
+    assert len(fetched) <= 4  # one in hand, `depth` queued, one blocked on put

@@ -24,7 +24,7 @@ import dlt
 
 from .. import settings
 from ..normalize import custom_value_tombstone, shape_contact, to_iso_z
-from ..paginators import search_after_pages
+from ..paginators import prefetch, search_after_pages
 from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
@@ -109,7 +109,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
 
     # a reconcile sweep lists every contact (no filter) to find the ones that disappeared
     body = _search_body(ctx.location_id, None if reconcile else since, until)
-    for page, response in search_after_pages(fetch, body, "contacts", ctx.options.contacts_page_size):
+    pages = search_after_pages(fetch, body, "contacts", ctx.options.contacts_page_size)
+    for page, response in prefetch(pages):
         rows: list[dict[str, Any]] = []
         values: list[dict[str, Any]] = []
         for contact in page:

@@ -105,6 +105,7 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
             return ctx.client.get(settings.MESSAGES_EXPORT, version=settings.VERSION_2021_04_15,
                                   location_id=ctx.location_id, params=query)
 
+        # no prefetch here: the walk stops early, pages fetched ahead would be wasted requests
         for page in export_cursor_pages(fetch, params, "messages"):
             rows = []
             reached_old = False

@@ -20,7 +20,7 @@ import dlt
 from .. import settings
 from ..errors import ApiError, AuthError
 from ..normalize import convert_timestamps, custom_value_row, custom_value_tombstone, to_iso_z, to_utc
-from ..paginators import search_after_pages, start_after_pages
+from ..paginators import prefetch, search_after_pages, start_after_pages
 from .columns import json_column, location_key, text, ts
 from .contacts import custom_values_hints
 from .context import LocationContext
@@ -87,7 +87,7 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
     reconcile = ctx.options.reconcile and until is None
     listed: set[str] = set()
 
-    for page in _changed_pages(ctx, None if reconcile else since, until):
+    for page in prefetch(_changed_pages(ctx, None if reconcile else since, until)):
         rows, values = [], []
         for record in page:
             listed.add(str(record.get("id")))
