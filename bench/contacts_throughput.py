@@ -6,7 +6,8 @@ Side by side in one run, each sync in a fresh child process (peak RSS measured p
      DuckDB defaults (insert_values), N contacts, killed by a watchdog if its resident memory
      passes a cap (it grows with the rows loaded), so it fails the child, not the machine
   3. both again on a smaller location (M contacts) so the ratio is measured even when 2. fails
-  4. this source with the real limit (100 requests / 10 s): request-budget use and 429 count
+  4. this source with the real limit (100 requests / 10 s) and 100-contact pages, so requests,
+     not processing, bound the run: request-budget use and 429 count
 
 The sandbox runs in its own process so its CPU and memory are not charged to the syncs.
 
@@ -58,13 +59,14 @@ def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, di
 
 
 def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
-              memory_cap_gb: float | None = None) -> dict[str, Any]:
+              memory_cap_gb: float | None = None, page_size: int = 500) -> dict[str, Any]:
     """Run one sync in a child process; return its report plus wall time and peak RSS."""
     out = workdir / f"{mode}-{location}.json"
     started = time.monotonic()
     cmd = [PY, __file__, "--child", mode, "--base-url", base, "--location", location,
            "--workdir", str(workdir / f"{mode}-{location}"), "--out", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token})
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token,
+                                                "BENCH_PAGE_SIZE": str(page_size)})
     capped = False
     if memory_cap_gb:
         import psutil
@@ -102,7 +104,8 @@ def child_source(base: str, location: str, workdir: Path) -> dict[str, Any]:
     result = run_sync(
         SyncRequest(destination=duckdb_destination(workdir / "source.duckdb"), resources=["contacts"],
                     pipelines_dir=str(workdir / "pipelines_source")),
-        config=validate({"base_url": base, "location_ids": [location]}),
+        config=validate({"base_url": base, "location_ids": [location],
+                         "contacts_page_size": os.environ.get("BENCH_PAGE_SIZE", 500)}),
         auth=StaticAuthProvider({location: token}),
     )
     if not result.ok:
@@ -192,7 +195,8 @@ def main() -> None:
             if not args.skip_limited:
                 httpx.post(f"{base}/__sandbox__/ratelimits", json={"max": 100, "interval_ms": 10_000}, timeout=10)
                 httpx.delete(f"{base}/__sandbox__/requests", timeout=10)
-                limited = run_child("source_limited", base, big, tokens[big], work)
+                # 100 contacts per page: 1,000 requests, so the limit (not processing) bounds the run
+                limited = run_child("source_limited", base, big, tokens[big], work, page_size=100)
                 log = httpx.get(f"{base}/__sandbox__/requests", timeout=120).json()["requests"]
                 n = len(log)
                 limited["server_requests"] = n
