@@ -120,7 +120,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     pipeline = make_pipeline(SyncRequest(destination=args.destination, dataset_name=args.dataset_name,
                                          pipeline_name=args.pipeline_name, pipelines_dir=args.pipelines_dir))
-    print(format_status(collect_status(pipeline)))
+    from .installs import InstallRegistry
+
+    print(format_status(collect_status(pipeline), InstallRegistry(load_config().token_store).uninstalled()))
     return EXIT_OK
 
 

@@ -39,12 +39,14 @@ def collect_status(pipeline: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def format_status(rows: list[dict[str, Any]]) -> str:
+def format_status(rows: list[dict[str, Any]], uninstalled: dict[str, str] | None = None) -> str:
+    notes = [f"location {loc}: app uninstalled {when}; not synced until it is installed again"
+             for loc, when in sorted((uninstalled or {}).items())]
     if not rows:
-        return "No sync has run yet for this pipeline."
+        return "\n".join(["No sync has run yet for this pipeline.", *notes])
     lines = [f"{'location':<22} {'resource':<15} {'cursor':<26} {'last success':<26} {'rows':>9}"]
     for row in rows:
         count = "-" if row["rows"] is None else f"{row['rows']:,}"
         lines.append(f"{row['location_id']:<22} {row['resource']:<15} {row['cursor'] or '-':<26} "
                      f"{row['last_success'] or '-':<26} {count:>9}")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)

@@ -25,6 +25,7 @@ from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, Loc
 
 from . import deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
+from .installs import InstallRegistry
 
 logger = logging.getLogger("highlevel.sync")
 
@@ -151,6 +152,11 @@ def run_sync(
             if not credentials.company_id or credentials.manager is None:
                 raise ConfigError("agency fan-out needs company_id; set SOURCES__HIGHLEVEL__COMPANY_ID")
             locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
+            gone = InstallRegistry(config.token_store).uninstalled()
+            skipped = [loc for loc in locations if loc in gone]
+            if skipped:
+                logger.info("skipping %d location(s) that uninstalled the app: %s", len(skipped), ", ".join(skipped))
+            locations = [loc for loc in locations if loc not in gone]
         for location_id in locations:
             results.append(_sync_location(pipeline, client, location_id, config, options, resources, loader_format,
                                           credentials.company_id, inbox))

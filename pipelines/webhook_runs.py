@@ -14,6 +14,7 @@ from typing import Any
 from sources.highlevel.config import load_config
 from sources.highlevel.errors import HighLevelError
 
+from .installs import InstallRegistry
 from .sync import SyncRequest, run_sync
 
 logger = logging.getLogger("highlevel.webhook_runs")
@@ -46,7 +47,19 @@ def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: s
         trigger = AirflowTrigger(airflow_url, airflow_dag, auth=(user, password) if user and password else None)
     else:
         trigger = InProcessTrigger(lambda location_id, resources: sync_location(location_id, resources))
+    token_store = load_config().token_store
+    registry = InstallRegistry(token_store)
+
+    def on_install(location_id: str | None, company_id: str | None) -> None:
+        if location_id:
+            registry.mark_installed(location_id)
+            logger.info("app installed in location %s: included in `--locations all` runs", location_id)
+
+    def on_uninstall(location_id: str | None, company_id: str | None) -> None:
+        if location_id:
+            registry.mark_uninstalled(location_id, token_store)
+            logger.warning("app uninstalled from location %s: it is no longer synced", location_id)
     print(f"Receiving HighLevel webhooks on http://{host}:{port}/webhooks/highlevel (health: /healthz); "
           f"inbox {config.inbox_path}")
-    serve(config, host=host, port=port, trigger=trigger)
+    serve(config, host=host, port=port, trigger=trigger, on_install=on_install, on_uninstall=on_uninstall)
     return 0

@@ -91,6 +91,29 @@ class TokenStore(Protocol):
     def lock(self) -> contextlib.AbstractContextManager[None]: ...
 
 
+def atomic_write_json(path: Path, payload: Any) -> None:
+    """Write JSON so readers see the old file or the new one, never a torn one; mode 0600."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class FileTokenStore:
     """A JSON file next to the project (default `.dlt/highlevel_tokens.json`)."""
 
@@ -135,25 +158,7 @@ class FileTokenStore:
             "company": data.company.to_json() if data.company else None,
             "locations": {k: v.to_json() for k, v in sorted(data.locations.items())},
         }
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".highlevel_tokens.", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(payload, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write_json(self.path, payload)
 
     def _check_permissions(self) -> None:
         try:

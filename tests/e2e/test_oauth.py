@@ -220,3 +220,23 @@ def test_expired_grant_says_reauthorise(agency: Agency) -> None:
         app.refresh(TokenSet(access_token="", refresh_token=refresh, user_type="Company"))
     assert agency.sb.burned_tokens == 1
     assert not store.exists()
+
+
+def test_uninstalled_location_leaves_all_runs_and_status_says_so(agency: Agency) -> None:
+    from pipelines.installs import InstallRegistry
+
+    agency.import_company()
+    gone = agency.sb.location_ids[1]
+    InstallRegistry(agency.store_path).mark_uninstalled(gone, str(agency.store_path))  # what AppUninstall does
+    code, out, err = agency.finish(agency.cli("run", "--locations", "all", "--resources", "contacts"))
+    assert code == 0, err
+    synced = {r[0] for r in loaded(agency.tmp / "main.duckdb", "select distinct location_id from highlevel.contacts")}
+    assert synced == set(agency.sb.location_ids) - {gone}
+    code, out, err = agency.finish(agency.cli("status", "--pipelines-dir", str(agency.tmp / "pipelines-main")))
+    assert code == 0, err
+    assert f"location {gone}: app uninstalled" in out
+    InstallRegistry(agency.store_path).mark_installed(gone)  # AppInstall brings it back
+    code, _, err = agency.finish(agency.cli("run", "--locations", "all", "--resources", "contacts"))
+    assert code == 0, err
+    synced = {r[0] for r in loaded(agency.tmp / "main.duckdb", "select distinct location_id from highlevel.contacts")}
+    assert synced == set(agency.sb.location_ids)
