@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -48,12 +49,15 @@ def run_demo(path: str, contacts: int) -> int:
             second = run_sync(request, config=source_config, auth=auth)
             print(format_summary(second))
             print(
-                "\nDeleted contacts stay until a ContactDelete webhook or a reconcile sweep reports them: "
-                "polling cannot see deletions in HighLevel."
+                "\nPolling cannot see deletions in HighLevel: the 3 deleted contacts are still loaded. A ContactDelete "
+                "webhook (`highlevel-sync webhooks serve`) or a reconcile sweep removes them."
             )
+            print("\n== Run 3: incremental with --reconcile (lists every id, deletes the missing ones) ==")
+            third = run_sync(replace(request, reconcile=True), config=source_config, auth=auth)
+            print(format_summary(third))
             print("\nTables in", db_path)
             _print_tables(db_path)
-            return 0 if first.ok and second.ok else 1
+            return 0 if first.ok and second.ok and third.ok else 1
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -90,8 +90,10 @@ def configure_logging(debug: bool) -> None:
         stream=sys.stderr,
     )
     # httpx logs every URL at INFO; dlt is chatty. Neither belongs in a run's progress output.
-    for name in ("httpx", "httpcore", "dlt", "uvicorn", "uvicorn.error"):
+    for name in ("httpx", "httpcore", "uvicorn", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.WARNING if not debug else logging.INFO)
+    # dlt warns about every all-null column and schema hash; the run summary says what matters
+    logging.getLogger("dlt").setLevel(logging.ERROR if not debug else logging.INFO)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ def format_summary(result: SyncResult) -> str:
     rows = result.rows_by_table()
     if rows:
         width = max(len(t) for t in rows)
-        lines.append("Rows loaded per table:")
+        lines.append("Rows written per table (merged on id; re-read overlap rows included):")
         lines.extend(f"  {table:<{width}}  {count:>9,}" for table, count in rows.items())
     lines.append("Per location:")
     for loc in result.locations:

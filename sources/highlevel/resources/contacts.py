@@ -97,6 +97,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     row_hints = contact_hints()
     deleted = ctx.deleted_ids("contacts")
     reconcile = ctx.options.reconcile
+    # a location's first load has no old custom values to clear
+    clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
     listed: set[str] = set()
     ignored_filter = 0
     last_log = time.monotonic()
@@ -124,11 +126,15 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
                 continue
             cursor.observe(changed)
             rows.append(row)
-            values.extend(value_rows or [custom_value_tombstone("contact_id", row["id"], ctx.location_id)])
+            if value_rows:
+                values.extend(value_rows)
+            elif clear_old_values:
+                values.append(custom_value_tombstone("contact_id", row["id"], ctx.location_id))
         seen += len(page)
         report.rows += len(rows)
         if rows:
             yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
+        if values:
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
         cursor.save()
         if time.monotonic() - last_log > 5:

@@ -85,6 +85,7 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
     since, until = cursor.window_start(), ctx.options.end_date
     deleted = ctx.deleted_ids("opportunities")
     reconcile = ctx.options.reconcile and until is None
+    clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
     listed: set[str] = set()
 
     for page in prefetch(_changed_pages(ctx, None if reconcile else since, until)):
@@ -101,10 +102,14 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
                 continue
             cursor.observe(changed)
             rows.append(row)
-            values.extend(value_rows or [custom_value_tombstone("opportunity_id", row["id"], ctx.location_id)])
+            if value_rows:
+                values.extend(value_rows)
+            elif clear_old_values:
+                values.append(custom_value_tombstone("opportunity_id", row["id"], ctx.location_id))
         report.rows += len(rows)
         if rows:
             yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
+        if values:
             yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
         cursor.save()
     gone = deleted | (set(ctx.sweep("opportunities", listed)) if reconcile else set())
