@@ -240,3 +240,43 @@ def test_uninstalled_location_leaves_all_runs_and_status_says_so(agency: Agency)
     assert code == 0, err
     synced = {r[0] for r in loaded(agency.tmp / "main.duckdb", "select distinct location_id from highlevel.contacts")}
     assert synced == set(agency.sb.location_ids)
+
+
+def test_auth_login_with_a_code_stores_the_grant(agency: Agency) -> None:
+    code = agency.sb.auth_code("Location", agency.sb.location_ids[0])
+    status, out, err = agency.finish(agency.cli("auth", "login", "--code", code))
+    assert status == 0, err
+    assert f"location {agency.sb.location_ids[0]}: Location grant" in out
+    store = FileTokenStore(agency.store_path).load()
+    assert list(store.locations) == [agency.sb.location_ids[0]]
+    agency.assert_no_leak(out, err)
+    # the stored location grant syncs that location without a PIT
+    status, _, err = agency.finish(agency.cli("run", "--resources", "contacts"))
+    assert status == 0, err
+    assert loaded(agency.tmp / "main.duckdb", "select count(distinct location_id) from highlevel.contacts") == [(1,)]
+
+
+def test_auth_login_listener_catches_the_redirect(agency: Agency) -> None:
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = agency.cli("auth", "login", "--port", str(port))
+    code = agency.sb.auth_code("Company")
+    deadline = time.monotonic() + 20
+    while True:  # the listener comes up after the URL is printed
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/callback", params={"code": code}, timeout=5)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert response.status_code == 200
+    status, out, err = agency.finish(proc)
+    assert status == 0, err
+    assert "chooselocation?" in out and "contacts.readonly" in out and "agency" in out
+    assert FileTokenStore(agency.store_path).load().company is not None
+    agency.assert_no_leak(out, err)
