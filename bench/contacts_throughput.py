@@ -59,7 +59,8 @@ def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, di
 
 
 def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
-              memory_cap_gb: float | None = None, page_size: int = 500) -> dict[str, Any]:
+              memory_cap_gb: float | None = None, page_size: int = 500,
+              timeout_s: float | None = None) -> dict[str, Any]:
     """Run one sync in a child process; return its report plus wall time and peak RSS."""
     out = workdir / f"{mode}-{location}.json"
     started = time.monotonic()
@@ -67,15 +68,18 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
            "--workdir", str(workdir / f"{mode}-{location}"), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token,
                                                 "BENCH_PAGE_SIZE": str(page_size)})
-    capped = False
-    if memory_cap_gb:
+    capped = timed_out = False
+    if memory_cap_gb or timeout_s:
         import psutil
 
         watched = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
-                if watched.memory_info().rss > memory_cap_gb * 1024**3:
+                if memory_cap_gb and watched.memory_info().rss > memory_cap_gb * 1024**3:
                     capped = True
+                elif timeout_s and time.monotonic() - started > timeout_s:
+                    timed_out = True
+                if capped or timed_out:
                     proc.kill()
                     break
             except psutil.NoSuchProcess:
@@ -86,6 +90,7 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
     report: dict[str, Any] = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     if status != 0 or not out.exists():
         report["failed"] = (f"killed: resident memory passed {memory_cap_gb} GB" if capped
+                            else f"killed: not finished after {timeout_s:.0f} s" if timed_out
                             else f"exit status {status}")
         return report
     report.update(json.loads(out.read_text()))
@@ -161,6 +166,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=5_000)
     parser.add_argument("--baseline-cap-gb", type=float, default=12.0)
+    parser.add_argument("--baseline-timeout", type=float, default=300.0)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--child")
@@ -186,7 +192,8 @@ def main() -> None:
             results["source"] = run_child("source", base, big, tokens[big], work)
             print("source:", results["source"], flush=True)
             if not args.skip_baseline:
-                results["baseline"] = run_child("baseline", base, big, tokens[big], work, args.baseline_cap_gb)
+                results["baseline"] = run_child("baseline", base, big, tokens[big], work, args.baseline_cap_gb,
+                                                timeout_s=args.baseline_timeout)
                 print("baseline:", results["baseline"], flush=True)
                 results["source_small"] = run_child("source", base, small, tokens[small], work)
                 results["baseline_small"] = run_child("baseline", base, small, tokens[small], work,
