@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +50,7 @@ class SyncRequest:
     start_date: datetime | None = None
     end_date: datetime | None = None
     reconcile: bool = False
-    inbox_path: str | None = DEFAULT_INBOX
+    inbox_path: str | None = None  # default: sources.highlevel.webhook_inbox_path, else DEFAULT_INBOX
 
 
 @dataclass
@@ -140,7 +140,8 @@ def run_sync(
     if DELETABLE & set(resources) and "deletions" not in resources:
         resources.append("deletions")
     pipeline = make_pipeline(request)
-    inbox = deletions.open_inbox(request.inbox_path)
+    inbox = deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
+                                 or DEFAULT_INBOX)
     loader_format = _loader_format(pipeline)
     _finish_pending(pipeline)
 
@@ -212,26 +213,25 @@ def _sync_location(
     return result
 
 
-def _is_location_fatal(exc: BaseException) -> bool:
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes (dlt wraps ours in its step errors)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, AuthError | LocationInactive | QuotaExhausted):
-            return True
+        yield current
         current = current.__cause__ or current.__context__
-    return False
+
+
+def _is_location_fatal(exc: BaseException) -> bool:
+    return any(isinstance(e, AuthError | LocationInactive | QuotaExhausted) for e in _chain(exc))
 
 
 def describe_failure(exc: BaseException) -> str:
     """The most useful one-line message in an exception chain (ours beat dlt's wrappers)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, HighLevelError):
-            return str(current)
-        current = current.__cause__ or current.__context__
+    ours = next((e for e in _chain(exc) if isinstance(e, HighLevelError)), None)
+    if ours is not None:
+        return str(ours)
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{type(exc).__name__}: {first_line}"
 

@@ -18,6 +18,13 @@ Page = list[dict[str, Any]]
 JsonFetch = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def _rows(response: dict[str, Any], items_key: str) -> Page:
+    rows = response.get(items_key)
+    if not isinstance(rows, list):
+        raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+    return rows
+
+
 def search_after_pages(
     fetch: JsonFetch,
     body: dict[str, Any],
@@ -37,9 +44,7 @@ def search_after_pages(
     seen: set[str] = set()
     while True:
         response = fetch(request)
-        rows = response.get(items_key)
-        if not isinstance(rows, list):
-            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        rows = _rows(response, items_key)
         if rows:
             yield rows, response
         if len(rows) < page_size:
@@ -70,9 +75,7 @@ def skip_limit_pages(
     skip = 0
     for _ in range(max_pages):
         response = fetch({**params, "skip": str(skip), "limit": str(limit)})
-        rows = response.get(items_key)
-        if not isinstance(rows, list):
-            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        rows = _rows(response, items_key)
         if rows:
             yield rows
         if len(rows) < limit:
@@ -90,9 +93,7 @@ def start_after_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str, 
     seen: set[tuple[Any, Any]] = set()
     while True:
         response = fetch(query)
-        rows = response.get(items_key)
-        if not isinstance(rows, list):
-            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        rows = _rows(response, items_key)
         if rows:
             yield rows
         meta = response.get("meta") or {}
@@ -111,9 +112,7 @@ def export_cursor_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str
     seen: set[str] = set()
     while True:
         response = fetch(query)
-        rows = response.get(items_key)
-        if not isinstance(rows, list):
-            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        rows = _rows(response, items_key)
         if rows:
             yield rows
         cursor = response.get("nextCursor")
@@ -136,9 +135,7 @@ def sort_value_pages(
     seen: set[str] = set()
     while True:
         response = fetch(query)
-        rows = response.get(items_key)
-        if not isinstance(rows, list):
-            raise ApiError(f"response has no '{items_key}' list (got keys {sorted(response)[:8]})")
+        rows = _rows(response, items_key)
         if rows:
             yield rows
         if len(rows) < limit:

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dlt
@@ -19,7 +19,7 @@ from .. import settings
 from ..normalize import convert_timestamps
 from ..paginators import export_cursor_pages, sort_value_pages
 from .columns import json_column, text, ts
-from .context import LocationContext
+from .context import LocationContext, ResourceReport
 from .cursors import LocationCursor
 
 CONVERSATION_TIMESTAMPS = ("lastMessageDate", "dateAdded", "dateUpdated", "lastManualMessageDate")
@@ -52,7 +52,6 @@ EXPORT_PASSES: tuple[str | None, ...] = (None, "Email")
 @dlt.resource(name="conversations", write_disposition="merge", primary_key="id", columns=CONVERSATION_COLUMNS)
 def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     cursor = LocationCursor(ctx, "conversations")
-    since, until = cursor.window_start(), ctx.options.end_date
     report = ctx.report("conversations")
 
     def fetch(query: dict[str, Any]) -> dict[str, Any]:
@@ -60,26 +59,9 @@ def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
                               location_id=ctx.location_id, params=query)
 
     params = {"locationId": ctx.location_id, "sortBy": "last_message_date", "sort": "desc"}
-    for page in sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate"):
-        rows = []
-        reached_old = False
-        for record in page:
-            row = {**record, "locationId": record.get("locationId") or ctx.location_id}
-            row.pop("sort", None)
-            convert_timestamps(row, CONVERSATION_TIMESTAMPS)
-            stamp = row.get("lastMessageDate") or row.get("dateUpdated") or row.get("dateAdded")
-            if since is not None and stamp is not None and stamp < since:
-                reached_old = True  # sorted newest first: everything after this is older still
-                break
-            if until is not None and stamp is not None and stamp > until:
-                continue
-            cursor.observe(stamp)
-            rows.append(row)
-        report.rows += len(rows)
-        if rows:
-            yield rows
-        if reached_old:
-            break
+    pages = sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate")
+    yield from newest_first(pages, ctx, cursor, CONVERSATION_TIMESTAMPS, report,
+                            lambda row: row.get("lastMessageDate") or row.get("dateUpdated") or row.get("dateAdded"))
     cursor.finish()
 
 
@@ -95,7 +77,6 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     for channel in EXPORT_PASSES:
         # each pass has its own cursor: the two streams advance independently
         cursor = LocationCursor(ctx, "messages", None if channel is None else channel.lower())
-        since, until = cursor.window_start(), ctx.options.end_date
         params: dict[str, Any] = {"locationId": ctx.location_id, "limit": settings.MESSAGES_EXPORT_LIMIT,
                                   "sortBy": "updatedAt", "sortOrder": "desc"}
         if channel:
@@ -106,26 +87,41 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
                                   location_id=ctx.location_id, params=query)
 
         # no prefetch here: the walk stops early, pages fetched ahead would be wasted requests
-        for page in export_cursor_pages(fetch, params, "messages"):
-            rows = []
-            reached_old = False
-            for record in page:
-                row = {**record, "locationId": record.get("locationId") or ctx.location_id}
-                convert_timestamps(row, MESSAGE_TIMESTAMPS)
-                stamp = _changed(row)
-                if since is not None and stamp is not None and stamp < since:
-                    reached_old = True
-                    break
-                if until is not None and stamp is not None and stamp > until:
-                    continue
-                cursor.observe(stamp)
-                rows.append(row)
-            report.rows += len(rows)
-            if rows:
-                yield rows
-            if reached_old:
-                break
+        yield from newest_first(export_cursor_pages(fetch, params, "messages"), ctx, cursor, MESSAGE_TIMESTAMPS,
+                                report, _changed)
         cursor.finish()
+
+
+def newest_first(
+    pages: Iterator[list[dict[str, Any]]],
+    ctx: LocationContext,
+    cursor: LocationCursor,
+    timestamps: tuple[str, ...],
+    report: ResourceReport,
+    stamp_of: Callable[[dict[str, Any]], Any],
+) -> Iterator[list[dict[str, Any]]]:
+    """Rows of a newest-first stream until the first one older than the window; no page beyond it."""
+    since, until = cursor.window_start(), ctx.options.end_date
+    for page in pages:
+        rows = []
+        reached_old = False
+        for record in page:
+            row = {**record, "locationId": record.get("locationId") or ctx.location_id}
+            row.pop("sort", None)
+            convert_timestamps(row, timestamps)
+            stamp = stamp_of(row)
+            if since is not None and stamp is not None and stamp < since:
+                reached_old = True  # sorted newest first: everything after this is older still
+                break
+            if until is not None and stamp is not None and stamp > until:
+                continue
+            cursor.observe(stamp)
+            rows.append(row)
+        report.rows += len(rows)
+        if rows:
+            yield rows
+        if reached_old:
+            return
 
 
 def _changed(row: dict[str, Any]) -> Any:
