@@ -6,6 +6,7 @@ Side by side in one run, each sync in a fresh child process (peak RSS measured p
      DuckDB defaults (insert_values), N contacts, killed by a watchdog if its resident memory
      passes a cap (it grows with the rows loaded), so it fails the child, not the machine
   3. both again on a smaller location (M contacts) so the ratio is measured even when 2. fails
+  3b. the baseline with one column hint (customFields as JSON), N contacts
   4. this source with the real limit (100 requests / 10 s) and 100-contact pages, so requests,
      not processing, bound the run: request-budget use and 429 count
 
@@ -67,7 +68,8 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
     cmd = [PY, __file__, "--child", mode, "--base-url", base, "--location", location,
            "--workdir", str(workdir / f"{mode}-{location}"), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token,
-                                                "BENCH_PAGE_SIZE": str(page_size)})
+                                                "BENCH_PAGE_SIZE": str(page_size),
+                                                "BENCH_VARIANT": "json" if mode == "baseline_json" else ""})
     capped = timed_out = False
     if memory_cap_gb or timeout_s:
         import psutil
@@ -136,6 +138,9 @@ def child_baseline(base: str, location: str, workdir: Path) -> dict[str, Any]:
             request.json = {**(request.json or {}), "searchAfter": self._next_reference}
 
     token = os.environ["BENCH_TOKEN"]
+    # "json": one column hint keeping customFields as JSON. Without it, FILE_UPLOAD values (objects
+    # keyed by random file ids) become one new column per upload and the schema explodes.
+    extra = {"columns": {"custom_fields": {"data_type": "json"}}} if os.environ.get("BENCH_VARIANT") == "json" else {}
     source = rest_api_source({
         "client": {"base_url": base, "auth": {"type": "bearer", "token": token},
                    "headers": {"Version": "2021-07-28"}},
@@ -143,6 +148,7 @@ def child_baseline(base: str, location: str, workdir: Path) -> dict[str, Any]:
             "name": "contacts",
             "primary_key": "id",
             "write_disposition": "merge",
+            **extra,
             "endpoint": {
                 "path": "contacts/search", "method": "POST",
                 "json": {"locationId": location, "pageLimit": 500,
@@ -168,6 +174,8 @@ def main() -> None:
     parser.add_argument("--baseline-cap-gb", type=float, default=12.0)
     parser.add_argument("--baseline-timeout", type=float, default=300.0)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--json-baseline-only", action="store_true",
+                        help="only this source and the baseline with the customFields JSON hint")
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--base-url")
@@ -191,7 +199,10 @@ def main() -> None:
             work = Path(tmp)
             results["source"] = run_child("source", base, big, tokens[big], work)
             print("source:", results["source"], flush=True)
-            if not args.skip_baseline:
+            if args.json_baseline_only:
+                results["baseline_json"] = run_child("baseline_json", base, big, tokens[big], work,
+                                                     args.baseline_cap_gb, timeout_s=args.baseline_timeout)
+            elif not args.skip_baseline:
                 results["baseline"] = run_child("baseline", base, big, tokens[big], work, args.baseline_cap_gb,
                                                 timeout_s=args.baseline_timeout)
                 print("baseline:", results["baseline"], flush=True)
@@ -199,7 +210,10 @@ def main() -> None:
                 results["baseline_small"] = run_child("baseline", base, small, tokens[small], work,
                                                       args.baseline_cap_gb)
                 print("small:", results["source_small"], results["baseline_small"], flush=True)
-            if not args.skip_limited:
+                results["baseline_json"] = run_child("baseline_json", base, big, tokens[big], work,
+                                                     args.baseline_cap_gb, timeout_s=args.baseline_timeout)
+                print("baseline_json:", results["baseline_json"], flush=True)
+            if not args.skip_limited and not args.json_baseline_only:
                 httpx.post(f"{base}/__sandbox__/ratelimits", json={"max": 100, "interval_ms": 10_000}, timeout=10)
                 httpx.delete(f"{base}/__sandbox__/requests", timeout=10)
                 # 100 contacts per page: 1,000 requests, so the limit (not processing) bounds the run
@@ -219,7 +233,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     for big_key, small_key, label in (("source", "baseline", "ratio"), ("source_small", "baseline_small",
-                                                                        "ratio_small")):
+                                                                        "ratio_small"),
+                                      ("source", "baseline_json", "ratio_vs_baseline_with_json_hint")):
         a, b = results.get(big_key, {}), results.get(small_key, {})
         if a.get("contacts_per_s") and b.get("contacts_per_s"):
             results[label] = round(a["contacts_per_s"] / b["contacts_per_s"], 2)

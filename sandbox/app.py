@@ -1,30 +1,38 @@
-"""The Starlette app: HighLevel API routes plus a control API under `/__sandbox__/`."""
+"""The Starlette app: HighLevel API routes plus a control API under `/__sandbox__/`.
+
+The control API mirrors the `Sandbox` object's methods over HTTP, for a sandbox running in
+another process (`highlevel-sync sandbox serve`, the benchmark). It needs no token, is never
+rate limited or faulted, and is not in the request log.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import oauth, routes_more
 from . import routes_contacts as rc
-from .faults import Faults
-from .gateway import Call, Gateway, json_response
-from .ratelimit import RateLimiter
+from .gateway import error_response, json_response
 from .world import World
 
+if TYPE_CHECKING:
+    from .gateway import Call
+    from .server import Sandbox
+
 V2021_07_28 = "2021-07-28"
-V2021_04_15 = "2021-04-15"
 
 
-def build_app(world: World, limiter: RateLimiter, faults: Faults,
-              extra_routes: Callable[[Gateway], list[Route]] | None = None) -> tuple[Starlette, Gateway]:
-    gw = Gateway(world, limiter, faults)
+def build_app(sb: Sandbox) -> Starlette:
+    gw, world = sb.gateway, sb.world
 
     def bind(fn: Callable[[World, Call], dict[str, Any]]) -> Callable[[Call], dict[str, Any]]:
         return partial(fn, world)
@@ -37,59 +45,103 @@ def build_app(world: World, limiter: RateLimiter, faults: Faults,
         Route("/locations/{location_id}/customFields", gw.route(V2021_07_28, bind(rc.custom_fields)),
               methods=["GET"]),
         Route("/users/search", gw.route(V2021_07_28, bind(rc.search_users), company_ok=True), methods=["GET"]),
-        *(extra_routes(gw) if extra_routes else []),
-        *control_routes(world, limiter, faults, gw),
+        *routes_more.routes(world, gw),
+        *oauth.routes(sb.oauth, gw),
+        *control_routes(sb),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _server_error})
     app.state.world = world
-    return app, gw
+    return app
 
 
-def control_routes(world: World, limiter: RateLimiter, faults: Faults, gw: Gateway) -> list[Route]:
-    async def info(request: Request) -> Response:
-        return json_response(200, {"location_ids": list(world.locations), "company_id": world.company_id,
-                                   "tokens": dict(world.pits), "client_id": world.config.client_id})
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer like HighLevel's NestJS stack: JSON, never HTML."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    error = {404: "Not Found", 405: "Method Not Allowed"}.get(status, "Error")
+    return error_response(status, f"Cannot {request.method} {request.url.path}", error=error)
 
-    async def truth_contacts(request: Request) -> Response:
-        loc = world.location(request.query_params.get("locationId", ""))
-        if loc is None:
-            return json_response(404, {"message": "unknown location"})
-        with world.lock:
-            rows = sorted(loc.contacts.truth.values(), key=lambda r: r["id"])
-        return json_response(200, {"contacts": rows})
 
-    async def mutate(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        actions = {"update": world.update_contacts, "create": world.create_contacts, "delete": world.delete_contacts}
-        action = actions.get(body.get("action"))
-        if action is None or body.get("locationId") not in world.locations:
-            return json_response(400, {"message": "need locationId and action update|create|delete"})
-        return json_response(200, {"ids": action(body["locationId"], int(body.get("n", 1)))})
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error_response(500, "Internal server error")
 
-    async def requests(request: Request) -> Response:
+
+class _BadControl(Exception):
+    pass
+
+
+def control_routes(sb: Sandbox) -> list[Route]:
+    def control(fn: Callable[[Request, dict[str, Any]], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                raw = await request.body()
+                body = orjson.loads(raw) if raw else {}
+                if not isinstance(body, dict):
+                    raise _BadControl("body must be a JSON object")
+                # in a worker thread: waiting for the index must not stall the API on the event loop
+                return json_response(200, await run_in_threadpool(fn, request, body))
+            except (_BadControl, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                return json_response(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+        return endpoint
+
+    def info(request: Request, body: dict[str, Any]) -> Any:
+        return {**sb.info(), "base_url": str(request.base_url).rstrip("/")}
+
+    def truth(request: Request, body: dict[str, Any]) -> Any:
+        location_id = request.query_params.get("locationId", "")
+        if location_id not in sb.location_ids:
+            raise _BadControl(f"unknown locationId {location_id!r}")
+        family = request.path_params["family"]
+        readers: dict[str, Callable[[], Any]] = {
+            "contacts": lambda: sb.truth_contacts(location_id),
+            "customFields": lambda: sb.truth_custom_fields(location_id, request.query_params.get("model", "contact")),
+            "users": lambda: sb.truth_users(location_id),
+            "location": lambda: sb.truth_location(location_id),
+        }
+        reader = readers.get(family, lambda: sb.truth(location_id, family))
+        return {family: reader()}
+
+    def mutate(request: Request, body: dict[str, Any]) -> Any:
+        actions = {"update": sb.update_contacts, "create": sb.create_contacts, "delete": sb.delete_contacts}
+        action, location_id, n = actions.get(body.get("action", "")), body.get("locationId"), body.get("n", 1)
+        if action is None or location_id not in sb.location_ids or not isinstance(n, int) or n < 0:
+            raise _BadControl('need {"locationId": <id>, "action": "update|create|delete", "n": <count>}')
+        return {"ids": action(location_id, n)}
+
+    def requests(request: Request, body: dict[str, Any]) -> Any:
         if request.method == "DELETE":
-            gw.log.clear()
-            return json_response(200, {"cleared": True})
-        return json_response(200, {"requests": gw.log})
+            sb.clear_requests()
+            return {"cleared": True}
+        return {"requests": sb.requests(request.query_params.get("pathPrefix"))}
 
-    async def set_faults(request: Request) -> Response:
-        body = orjson.loads(await request.body() or b"{}")
+    def faults(request: Request, body: dict[str, Any]) -> Any:
         if body.pop("clear", False):
-            faults.clear()
+            sb.faults.clear()
+        if "fail_next" in body:
+            sb.faults.fail_next(**body.pop("fail_next"))
+        if "garbage_next" in body:
+            sb.faults.garbage_next(**body.pop("garbage_next"))
         if body:
-            faults.set(**body)
-        return json_response(200, {"ok": True})
+            sb.faults.set(**body)
+        return {"ok": True}
 
-    async def ratelimits(request: Request) -> Response:
-        body = orjson.loads(await request.body() or b"{}")
-        limiter.configure(body.get("max"), int(body.get("interval_ms", 10_000)), body.get("daily_quota"))
-        return json_response(200, {"ok": True})
+    def ratelimits(request: Request, body: dict[str, Any]) -> Any:
+        if body.pop("reset", False):
+            sb.reset_rate_limits()
+        if body:
+            sb.set_rate_limits(**body)
+        return {"ok": True}
+
+    def wait_for_index(request: Request, body: dict[str, Any]) -> Any:
+        sb.wait_for_index()
+        return {"ok": True}
 
     return [
-        Route("/__sandbox__/info", info, methods=["GET"]),
-        Route("/__sandbox__/truth/contacts", truth_contacts, methods=["GET"]),
-        Route("/__sandbox__/mutate", mutate, methods=["POST"]),
-        Route("/__sandbox__/requests", requests, methods=["GET", "DELETE"]),
-        Route("/__sandbox__/faults", set_faults, methods=["POST"]),
-        Route("/__sandbox__/ratelimits", ratelimits, methods=["POST"]),
+        Route("/__sandbox__/info", control(info), methods=["GET"]),
+        Route("/__sandbox__/truth/{family}", control(truth), methods=["GET"]),
+        Route("/__sandbox__/mutate", control(mutate), methods=["POST"]),
+        Route("/__sandbox__/requests", control(requests), methods=["GET", "DELETE"]),
+        Route("/__sandbox__/faults", control(faults), methods=["POST"]),
+        Route("/__sandbox__/ratelimits", control(ratelimits), methods=["POST"]),
+        Route("/__sandbox__/wait-for-index", control(wait_for_index), methods=["POST"]),
     ]

@@ -12,9 +12,9 @@ from typing import Any
 
 from . import data
 from .index import IndexedRecords, Record
-from .world import Location, World, _ms
+from .world import Location, World
 
-OPP_SORTS = {"updatedAt": lambda r: _ms(r["updatedAt"]), "createdAt": lambda r: _ms(r["createdAt"])}
+OPP_SORTS = {"updatedAt": lambda r: data.ms_of(r["updatedAt"]), "createdAt": lambda r: data.ms_of(r["createdAt"])}
 STATUSES = ("open", "won", "lost", "abandoned")
 CHANNELS = {  # export channel -> (messageType, numeric type)
     "SMS": ("TYPE_SMS", 2), "Email": ("TYPE_EMAIL", 3), "Call": ("TYPE_CALL", 1),
@@ -145,7 +145,7 @@ def move_opportunities(world: World, location_id: str, n: int) -> list[str]:
             pipeline = next(p for p in loc.extra["pipelines"] if p["id"] == record["pipelineId"])
             record["pipelineStageId"] = world.rng.choice(pipeline["stages"])["id"]
             record["status"] = world.rng.choice(STATUSES)
-            stamp = data.iso_ms(max(data.now_ms(), _ms(record["updatedAt"]) + 1))
+            stamp = data.iso_ms(max(data.now_ms(), data.ms_of(record["updatedAt"]) + 1))
             record.update(updatedAt=stamp, lastStageChangeAt=stamp, lastStatusChangeAt=stamp)
             opps.write(opp_id, record, world.lag())
         return ids
@@ -174,12 +174,12 @@ def reschedule_appointments(world: World, location_id: str, n: int, cancel: int)
         events = loc.extra["events"]
         offset = data.OFFSETS[loc.record["timezone"]]
         now = data.now_ms()
-        upcoming = sorted(e for e, ev in events.items() if _ms(ev["startTime"]) > now)
+        upcoming = sorted(e for e, ev in events.items() if data.ms_of(ev["startTime"]) > now)
         ids = world.rng.sample(upcoming, min(n + cancel, len(upcoming)))
         for k, event_id in enumerate(ids):
             event = dict(events[event_id])
             if k < n:
-                start = _ms(event["startTime"]) + DAY_MS
+                start = data.ms_of(event["startTime"]) + DAY_MS
                 event.update(startTime=data.iso_offset(start, offset),
                              endTime=data.iso_offset(start + 1_800_000, offset))
             else:

@@ -1,4 +1,10 @@
-"""Deterministic seeded data shaped like HighLevel's API responses (OpenAPI specs + contract notes)."""
+"""Deterministic seeded data shaped like HighLevel's API responses (OpenAPI specs + CONTRACT §3).
+
+Everything comes from a `random.Random` the caller seeds, so one seed always gives the same
+world. Generation is on the hot path of every test and of the 100,000-contact benchmark, so the
+primitives avoid the slow parts of `random` (`choices`, `randint`) and `strftime`: one contact
+costs a few microseconds.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +14,108 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+Record = dict[str, Any]
+
 ALNUM = string.ascii_letters + string.digits
-ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # seeded history ends here: always in the past
-HISTORY_MS = 2 * 365 * 86_400_000
-TIMEZONES = ("America/New_York", "Asia/Kolkata", "Europe/London", "America/Los_Angeles", "Australia/Sydney")
+# byte -> alphanumeric character: an id is 20 random bytes translated in one C call
+_ID_TABLE = bytes(ord(ALNUM[b % len(ALNUM)]) for b in range(256))
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # seeded history ends here: fixed, so data never depends on the clock
+ANCHOR_MS = int(ANCHOR.timestamp() * 1000)
+DAY_MS = 86_400_000
+HISTORY_MS = 2 * 365 * DAY_MS
+
+# One region per location (cycled): timezones differ per location, as they do across sub-accounts.
+REGIONS: tuple[dict[str, Any], ...] = (
+    {"timezone": "America/New_York", "city": "New York", "state": "NY", "country": "US", "postalCode": "10001",
+     "phone": "+1212555", "street": "Broadway"},
+    {"timezone": "Asia/Kolkata", "city": "Bengaluru", "state": "KA", "country": "IN", "postalCode": "560001",
+     "phone": "+9180555", "street": "MG Road"},
+    {"timezone": "Europe/London", "city": "London", "state": "", "country": "GB", "postalCode": "EC1A 1BB",
+     "phone": "+4420555", "street": "High Street"},
+    {"timezone": "America/Los_Angeles", "city": "Los Angeles", "state": "CA", "country": "US",
+     "postalCode": "90012", "phone": "+1213555", "street": "Sunset Blvd"},
+    {"timezone": "Australia/Sydney", "city": "Sydney", "state": "NSW", "country": "AU", "postalCode": "2000",
+     "phone": "+6129555", "street": "George Street"},
+    {"timezone": "America/Chicago", "city": "Chicago", "state": "IL", "country": "US", "postalCode": "60601",
+     "phone": "+1312555", "street": "Michigan Ave"},
+)
+TIMEZONES = tuple(region["timezone"] for region in REGIONS)
+# standard-time UTC offsets in hours, for records that carry the location's offset (appointments)
 OFFSETS = {"America/New_York": -5, "Asia/Kolkata": 5.5, "Europe/London": 0, "America/Los_Angeles": -8,
-           "Australia/Sydney": 11}
-FIRST = ("Ava", "Liam", "Noah", "Emma", "Olivia", "Mia", "Arjun", "Priya", "Lucas", "Zoe", "Omar", "Chloe")
-LAST = ("Smith", "Patel", "Garcia", "Nguyen", "Brown", "Khan", "Rossi", "Müller", "O'Brien", "Kim")
+           "Australia/Sydney": 10, "America/Chicago": -6}
+
+FIRST = ("Ava", "Liam", "Noah", "Emma", "Olivia", "Mia", "Arjun", "Priya", "Lucas", "Zoe", "Omar", "Chloe",
+         "José", "Siobhán", "Wei", "Aisha")
+LAST = ("Smith", "Patel", "Garcia", "Nguyen", "Brown", "Khan", "Rossi", "Müller", "O'Brien", "Kim", "Okafor",
+        "Silva")
+COMPANIES = ("Acme Dental", "Globex", "Initech", "Umbrella Health", "Stark & Sons", "Wayne Clinics")
 TAGS = tuple(f"tag-{name}" for name in ("vip", "lead", "newsletter", "webinar", "trial", "churned", "partner",
                                         "referral", "cold", "warm", "hot", "event", "ebook", "demo", "q1", "q2",
                                         "q3", "q4", "spanish", "enterprise"))
 DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
+DND_STATUSES = ("active", "inactive", "permanent")
 SOURCES = ("website", "facebook", "google ads", "referral", "import", "api")
-# Every contact custom-field dataType HighLevel's UI offers.
-FIELD_TYPES = ("TEXT", "LARGE_TEXT", "NUMERICAL", "PHONE", "MONETORY", "CHECKBOX", "SINGLE_OPTIONS",
-               "MULTIPLE_OPTIONS", "DATE", "RADIO", "TEXTBOX_LIST", "FILE_UPLOAD", "EMAIL")
-OPTIONS = ("alpha", "beta", "gamma", "delta")
+SESSION_SOURCES = ("Direct traffic", "Paid Search", "Social media", "Organic Search", "Referral")
 
+# Contact custom fields: one per dataType HighLevel offers (custom-fields.json enum), with realistic names.
+CONTACT_FIELDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Preferred Name", "TEXT", ()),
+    ("Intake Notes", "LARGE_TEXT", ()),
+    ("Number Of Employees", "NUMERICAL", ()),
+    ("Office Phone", "PHONE", ()),
+    ("Annual Budget", "MONETORY", ()),
+    ("Interests", "CHECKBOX", ("Cleaning", "Whitening", "Implants", "Braces")),
+    ("Lead Quality", "SINGLE_OPTIONS", ("Hot", "Warm", "Cold")),
+    ("Services Wanted", "MULTIPLE_OPTIONS", ("Consultation", "Follow-up", "Surgery", "Check-up")),
+    ("Last Visit", "DATE", ()),
+    ("Preferred Contact Method", "RADIO", ("Phone", "Email", "SMS")),
+    ("Referral Details", "TEXTBOX_LIST", ("Referrer", "Relationship")),
+    ("Insurance Card", "FILE_UPLOAD", ()),
+    ("Billing Email", "EMAIL", ()),
+)
+OPPORTUNITY_FIELDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("Deal Source", "SINGLE_OPTIONS", ("Inbound", "Outbound", "Partner")),
+    ("Budget", "MONETORY", ()),
+    ("Close Reason", "TEXT", ()),
+)
+FIELD_TYPES = tuple(data_type for _, data_type, _ in CONTACT_FIELDS)
+
+
+# -- primitives ---------------------------------------------------------------------------------
 
 def make_id(rng: random.Random) -> str:
-    return "".join(rng.choices(ALNUM, k=20))
+    """An opaque 20-character alphanumeric id, like HighLevel's."""
+    return rng.getrandbits(160).to_bytes(20, "big").translate(_ID_TABLE).decode("ascii")
+
+
+def pick(rng: random.Random, seq: tuple[Any, ...] | list[Any]) -> Any:
+    return seq[int(rng.random() * len(seq))]
+
+
+def below(rng: random.Random, n: int) -> int:
+    """A uniform integer in [0, n)."""
+    return int(rng.random() * n)
 
 
 def iso_ms(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """ISO-8601 UTC with milliseconds and `Z`, HighLevel's format: `2024-05-02T10:11:12.345Z`."""
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+
+
+def ms_of(value: str) -> int:
+    """Epoch milliseconds of an ISO-8601 timestamp (the inverse of `iso_ms`); exact, no float rounding."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH_UTC) // _MS
 
 
 def iso_offset(ms: int, hours: float) -> str:
     """An ISO timestamp in a location's offset, as calendar events carry them (`+05:30`)."""
-    tz = timedelta(hours=hours)
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC) + tz
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC) + timedelta(hours=hours)
     sign = "+" if hours >= 0 else "-"
     total = abs(int(hours * 60))
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{sign}{total // 60:02d}:{total % 60:02d}"
@@ -49,139 +125,177 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
-def make_location(rng: random.Random, company_id: str, index: int) -> dict[str, Any]:
+def pit_token(rng: random.Random) -> str:
+    """A Private Integration Token: `pit-<uuid4>`, as HighLevel issues them."""
+    return "pit-" + str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+# -- locations, users, custom-field definitions -----------------------------------------------
+
+def make_location(rng: random.Random, company_id: str, index: int) -> Record:
+    """`GET /locations/{id}`'s `location` object (GetLocationByIdSchema)."""
+    region = REGIONS[index % len(REGIONS)]
+    number = index + 1
+    name = f"Sandbox Clinic {number}"
+    site = f"https://clinic{number}.example.com"
+    address = f"{10 + index} {region['street']}"
+    place = {"address": address, "city": region["city"], "state": region["state"], "country": region["country"],
+             "postalCode": region["postalCode"]}
     location_id = make_id(rng)
-    timezone = TIMEZONES[index % len(TIMEZONES)]
     return {
-        "id": location_id, "companyId": company_id, "name": f"Sandbox Clinic {index + 1}",
-        "domain": f"clinic{index + 1}.example.com", "address": f"{10 + index} Main Street", "city": "Springfield",
-        "state": "IL", "country": "US", "postalCode": "62701", "website": f"https://clinic{index + 1}.example.com",
-        "timezone": timezone, "firstName": "Pat", "lastName": "Owner", "email": f"owner{index + 1}@example.com",
-        "phone": f"+1555010{index:04d}",
-        "business": {"name": f"Sandbox Clinic {index + 1}", "address": f"{10 + index} Main Street",
-                     "city": "Springfield", "state": "IL", "country": "US", "postalCode": "62701",
-                     "website": f"https://clinic{index + 1}.example.com", "timezone": timezone,
-                     "logoUrl": None},
-        "social": {"facebookUrl": "", "googlePlus": "", "linkedIn": "", "foursquare": "", "twitter": "",
-                   "yelp": "", "instagram": "", "youtube": "", "pinterest": "", "blogRss": "", "googlePlacesId": ""},
+        "id": location_id, "companyId": company_id, "name": name, "domain": f"clinic{number}.example.com",
+        **place, "logoUrl": f"https://files.example.com/locationPhotos/{location_id}.jpeg", "website": site,
+        "timezone": region["timezone"], "firstName": "Pat", "lastName": f"Owner{number}",
+        "email": f"owner{number}@clinic{number}.example.com", "phone": f"{region['phone']}{1000 + index:04d}",
+        "business": {"name": name, **place, "website": site, "timezone": region["timezone"],
+                     "logoUrl": f"https://files.example.com/locationPhotos/{location_id}.jpeg"},
+        "social": {key: "" for key in ("facebookUrl", "googlePlus", "linkedIn", "foursquare", "twitter", "yelp",
+                                       "instagram", "youtube", "pinterest", "blogRss", "googlePlacesId")},
         "settings": {"allowDuplicateContact": False, "allowDuplicateOpportunity": False,
                      "allowFacebookNameMerge": False, "disableContactTimezone": False},
         "reseller": {},
     }
 
 
-def make_users(rng: random.Random, company_id: str, location_id: str, n: int) -> list[dict[str, Any]]:
+PERMISSIONS = ("campaignsEnabled", "campaignsReadOnly", "contactsEnabled", "workflowsEnabled", "workflowsReadOnly",
+               "triggersEnabled", "funnelsEnabled", "websitesEnabled", "opportunitiesEnabled",
+               "dashboardStatsEnabled", "bulkRequestsEnabled", "appointmentsEnabled", "reviewsEnabled",
+               "onlineListingsEnabled", "phoneCallEnabled", "conversationsEnabled", "assignedDataOnly",
+               "adwordsReportingEnabled", "membershipEnabled", "facebookAdsReportingEnabled",
+               "attributionsReportingEnabled", "settingsEnabled", "tagsEnabled", "leadValueEnabled",
+               "marketingEnabled", "agentReportingEnabled", "botService", "socialPlanner", "bloggingEnabled",
+               "invoiceEnabled", "affiliateManagerEnabled", "contentAiEnabled", "refundsEnabled",
+               "recordPaymentEnabled", "cancelSubscriptionEnabled", "paymentsEnabled", "communitiesEnabled",
+               "exportPaymentsEnabled")
+RESTRICTED = frozenset({"campaignsReadOnly", "workflowsReadOnly", "assignedDataOnly", "botService"})
+
+
+def make_users(rng: random.Random, company_id: str, location_id: str, n: int) -> list[Record]:
+    """`GET /users/search` rows (UserSchema); the first user of a location is its admin."""
     users = []
     for i in range(n):
-        first, last = rng.choice(FIRST), rng.choice(LAST)
+        first, last = pick(rng, FIRST), pick(rng, LAST)
+        admin = i == 0
         users.append({
             "id": make_id(rng), "name": f"{first} {last}", "firstName": first, "lastName": last,
-            "email": f"{first.lower()}.{i}.{location_id[:4].lower()}@example.com", "phone": f"+1555020{i:04d}",
-            "extension": "", "permissions": {"campaignsEnabled": True, "contactsEnabled": True,
-                                             "opportunitiesEnabled": True, "conversationsEnabled": True},
-            "scopes": "", "roles": {"type": "account", "role": "admin" if i == 0 else "user",
+            "email": f"{first.lower()}.{last.lower().replace(' ', '')}.{i}@{location_id[:6].lower()}.example.com",
+            "phone": f"+1555020{i:04d}", "extension": "",
+            "permissions": {name: admin or name not in RESTRICTED for name in PERMISSIONS},
+            "scopes": "", "roles": {"type": "account", "role": "admin" if admin else "user",
                                     "locationIds": [location_id], "restrictSubAccount": False},
             "deleted": False, "lcPhone": {}, "platformLanguage": "en_US", "companyId": company_id,
         })
     return users
 
 
-def make_custom_fields(rng: random.Random, location_id: str) -> list[dict[str, Any]]:
-    fields = []
-    for position, data_type in enumerate(FIELD_TYPES):
-        name = data_type.lower().replace("_", " ")
-        fields.append(_field(rng, location_id, f"Contact {name}", f"contact.{data_type.lower()}_field", data_type,
-                             position, "contact"))
-    for position, (name, data_type) in enumerate((("Deal source", "SINGLE_OPTIONS"), ("Budget", "MONETORY"),
-                                                  ("Close reason", "TEXT"))):
-        key = "opportunity." + name.lower().replace(" ", "_")
-        fields.append(_field(rng, location_id, name, key, data_type, position, "opportunity"))
+def make_custom_fields(rng: random.Random, location_id: str) -> list[Record]:
+    """`GET /locations/{id}/customFields` rows: every contact dataType plus a few opportunity fields."""
+    fields = [_field(rng, location_id, name, data_type, options, position, "contact")
+              for position, (name, data_type, options) in enumerate(CONTACT_FIELDS)]
+    fields += [_field(rng, location_id, name, data_type, options, position, "opportunity")
+               for position, (name, data_type, options) in enumerate(OPPORTUNITY_FIELDS)]
     return fields
 
 
-def _field(rng: random.Random, location_id: str, name: str, key: str, data_type: str, position: int,
-           model: str) -> dict[str, Any]:
-    has_options = data_type in ("SINGLE_OPTIONS", "MULTIPLE_OPTIONS", "RADIO", "CHECKBOX")
-    return {"id": make_id(rng), "name": name, "fieldKey": key, "placeholder": name, "dataType": data_type,
-            "position": position, "picklistOptions": list(OPTIONS) if has_options else [],
-            "picklistImageOptions": [], "isAllowedCustomOption": False,
-            "isMultiFileAllowed": data_type == "FILE_UPLOAD",
-            "maxFileLimit": 2 if data_type == "FILE_UPLOAD" else 0, "locationId": location_id, "model": model}
+def _field(rng: random.Random, location_id: str, name: str, data_type: str, options: tuple[str, ...],
+           position: int, model: str) -> Record:
+    files = data_type == "FILE_UPLOAD"
+    return {"id": make_id(rng), "name": name, "fieldKey": f"{model}.{name.lower().replace(' ', '_')}",
+            "placeholder": name, "dataType": data_type, "position": position * 50,
+            "picklistOptions": list(options), "picklistImageOptions": [], "isAllowedCustomOption": False,
+            "isMultiFileAllowed": files, "maxFileLimit": 2 if files else 0, "locationId": location_id,
+            "model": model}
 
 
-def custom_value(rng: random.Random, data_type: str) -> Any:
-    if data_type in ("NUMERICAL",):
-        return rng.randint(0, 10_000)
+def custom_value(rng: random.Random, data_type: str, options: list[str] | tuple[str, ...] = ()) -> Any:
+    """A value typed the way the API returns it for `data_type` (numbers, lists, objects, epoch ms)."""
+    options = options or ("alpha", "beta", "gamma", "delta")
+    if data_type == "NUMERICAL":
+        return below(rng, 10_000)
     if data_type == "MONETORY":
-        return round(rng.uniform(0, 50_000), 2)
+        return round(rng.random() * 50_000, 2)
     if data_type in ("CHECKBOX", "MULTIPLE_OPTIONS"):
-        return rng.sample(OPTIONS, rng.randint(1, 3))
+        return rng.sample(list(options), 1 + below(rng, min(3, len(options))))
     if data_type in ("SINGLE_OPTIONS", "RADIO"):
-        return rng.choice(OPTIONS)
+        return pick(rng, tuple(options))
     if data_type == "DATE":
-        return ANCHOR_MS - rng.randint(0, HISTORY_MS)
+        return (ANCHOR_MS - below(rng, HISTORY_MS)) // DAY_MS * DAY_MS
     if data_type == "TEXTBOX_LIST":
-        return {"option_a": f"note {rng.randint(1, 99)}", "option_b": ""}
+        return {label: f"{pick(rng, FIRST)} {below(rng, 99)}" for label in options}
     if data_type == "FILE_UPLOAD":
-        return {str(uuid.UUID(int=rng.getrandbits(128))): {"url": "https://files.example.com/f.pdf",
-                                                           "meta": {"name": "f.pdf", "size": rng.randint(1, 10**6)}}}
+        name = f"card-{below(rng, 10**6)}.pdf"
+        return {str(uuid.UUID(int=rng.getrandbits(128), version=4)): {
+            "url": f"https://files.example.com/{name}",
+            "meta": {"fieldname": "file", "originalname": name, "mimetype": "application/pdf",
+                     "size": 1 + below(rng, 10**6)}}}
     if data_type == "PHONE":
-        return f"+1555{rng.randint(1000000, 9999999)}"
+        return f"+1555{1_000_000 + below(rng, 9_000_000)}"
     if data_type == "EMAIL":
-        return f"alt{rng.randint(1, 10**6)}@example.org"
+        return f"billing{below(rng, 10**6)}@example.org"
     if data_type == "LARGE_TEXT":
-        return "Line one\nline two with ünïcode, quotes \" and commas"
-    return f"text {rng.randint(1, 10**6)}"
+        return "Line one\nline two with ünïcode, quotes \" and commas, "
+    return f"{pick(rng, FIRST)} {below(rng, 10**6)}"
 
 
-ANCHOR_MS = int(ANCHOR.timestamp() * 1000)
-
-
-def make_contact(rng: random.Random, location_id: str, fields: list[dict[str, Any]], users: list[dict[str, Any]],
-                 added_ms: int, updated_ms: int) -> dict[str, Any]:
-    first, last = rng.choice(FIRST), rng.choice(LAST)
-    contact_id = make_id(rng)
-    contact_fields = [f for f in fields if f["model"] == "contact"]
-    chosen = rng.sample(contact_fields, rng.randint(0, 4))
-    dnd = rng.random() < 0.1
-    return {
-        "id": contact_id, "locationId": location_id, "firstName": first, "lastName": last,
-        "contactName": f"{first} {last}".lower(), "email": f"{first.lower()}.{contact_id[:6].lower()}@example.com",
-        "phone": f"+1555{rng.randint(1000000, 9999999)}", "phoneLabel": "mobile", "companyName": rng.choice(
-            ("Acme", "Globex", "Initech", None)), "address": f"{rng.randint(1, 999)} Oak Ave", "city": "Springfield",
-        "state": "IL", "postalCode": "62701", "country": "US", "website": None,
-        "timezone": rng.choice(TIMEZONES), "type": rng.choice(("lead", "customer")), "source": rng.choice(SOURCES),
-        "tags": rng.sample(TAGS, rng.randint(0, 5)), "dnd": dnd,
-        "dndSettings": {ch: {"status": rng.choice(("active", "inactive", "permanent")) if dnd else "inactive",
-                             "message": "", "code": ""} for ch in DND_CHANNELS},
-        "inboundDndSettings": {"all": {"status": "inactive", "message": ""}},
-        "assignedTo": rng.choice(users)["id"] if users and rng.random() < 0.7 else None,
-        "followers": [u["id"] for u in rng.sample(users, min(len(users), rng.randint(0, 2)))],
-        "businessId": None, "businessName": None,
-        "customFields": [{"id": f["id"], "value": custom_value(rng, f["dataType"])} for f in chosen],
-        "attributions": [{"utmSessionSource": "Direct traffic", "isFirst": True, "medium": "form"}],
-        "attributionSource": {"url": "https://example.com/landing", "campaign": "spring", "utmSource": "google",
-                              "utmMedium": "cpc", "sessionSource": "Paid Search", "medium": "form",
-                              "mediumId": make_id(rng)},
-        "lastAttributionSource": {"sessionSource": "Direct traffic", "medium": "form"},
-        "dateAdded": iso_ms(added_ms), "dateUpdated": iso_ms(updated_ms),
-        "dateOfBirth": None if rng.random() < 0.5 else ANCHOR_MS - rng.randint(18, 80) * 31_557_600_000,
-        "validEmail": rng.random() < 0.9,
-    }
-
+# -- contacts -----------------------------------------------------------------------------------
 
 def contact_times(rng: random.Random, n: int) -> list[tuple[int, int]]:
-    """(dateAdded, dateUpdated) pairs over the seeded history; a few share one millisecond."""
+    """(dateAdded, dateUpdated) pairs over the seeded history; every 997th shares the previous
+    contact's dateUpdated millisecond, because ties exist in reality and cursors must survive them."""
     pairs: list[tuple[int, int]] = []
     for i in range(n):
-        added = ANCHOR_MS - rng.randint(0, HISTORY_MS)
-        updated = added + rng.randint(0, min(90 * 86_400_000, ANCHOR_MS - added))
-        if i % 997 == 1 and pairs:  # ties exist in reality: same dateUpdated millisecond
+        added = ANCHOR_MS - 600_000 - below(rng, HISTORY_MS)
+        updated = added + below(rng, min(90 * DAY_MS, ANCHOR_MS - 600_000 - added))
+        if i % 997 == 1:
             updated = pairs[-1][1]
             added = min(added, updated)
         pairs.append((added, updated))
     return pairs
 
 
-def pit_token(rng: random.Random) -> str:
-    return "pit-" + str(uuid.UUID(int=rng.getrandbits(128), version=4))
+def make_contact(rng: random.Random, location: Record, fields: list[Record], users: list[Record],
+                 added_ms: int, updated_ms: int) -> Record:
+    """A contact as `POST /contacts/search` returns it (~35 fields, CONTRACT §3.1), without `searchAfter`."""
+    region = REGIONS[TIMEZONES.index(location["timezone"])] if location["timezone"] in TIMEZONES else REGIONS[0]
+    contact_id = make_id(rng)
+    roll = rng.random()
+    first = pick(rng, FIRST) if roll > 0.03 else None  # a few contacts have no name at all
+    last = pick(rng, LAST) if roll > 0.06 else None
+    name = " ".join(part for part in (first, last) if part) or None
+    email = None if rng.random() < 0.08 else f"{(first or 'contact').lower()}.{contact_id[:6].lower()}@example.com"
+    dnd = rng.random() < 0.1
+    contact_fields = [f for f in fields if f["model"] == "contact"]
+    chosen = rng.sample(contact_fields, below(rng, 5))
+    followers = rng.sample(users, min(len(users), below(rng, 3))) if users else []
+    local = rng.random() < 0.8
+    session = pick(rng, SESSION_SOURCES)
+    return {
+        "id": contact_id, "locationId": location["id"], "firstName": first, "lastName": last,
+        "contactName": name.lower() if name else None, "email": email,
+        "phone": None if rng.random() < 0.05 else f"{region['phone']}{1000 + below(rng, 9000)}",
+        "phoneLabel": "Mobile", "companyName": pick(rng, COMPANIES) if rng.random() < 0.6 else None,
+        "address": f"{1 + below(rng, 999)} {region['street']}" if local else None,
+        "city": region["city"] if local else None, "state": region["state"] if local else None,
+        "postalCode": region["postalCode"] if local else None, "country": region["country"],
+        "website": f"https://{contact_id[:8].lower()}.example.net" if rng.random() < 0.2 else None,
+        "timezone": region["timezone"] if local else pick(rng, TIMEZONES),
+        "type": "customer" if rng.random() < 0.3 else "lead", "source": pick(rng, SOURCES),
+        "tags": rng.sample(TAGS, below(rng, 6)), "dnd": dnd,
+        "dndSettings": {ch: {"status": pick(rng, DND_STATUSES) if dnd else "inactive", "message": "", "code": ""}
+                        for ch in DND_CHANNELS},
+        "inboundDndSettings": {"all": {"status": "inactive", "message": ""}},
+        "assignedTo": pick(rng, users)["id"] if users and rng.random() < 0.7 else None,
+        "followers": [u["id"] for u in followers],
+        "businessId": None if rng.random() < 0.95 else make_id(rng), "businessName": None,
+        "customFields": [{"id": f["id"], "value": custom_value(rng, f["dataType"], f["picklistOptions"])}
+                         for f in chosen],
+        "attributions": [{"utmSessionSource": session, "isFirst": True, "medium": "form"}],
+        "attributionSource": {"url": f"https://clinic.example.com/landing/{below(rng, 20)}", "campaign": "spring",
+                              "utmSource": "google", "utmMedium": "cpc", "sessionSource": session,
+                              "medium": "form", "mediumId": contact_id[::-1]},
+        "lastAttributionSource": {"sessionSource": pick(rng, SESSION_SOURCES), "medium": "form"},
+        "dateAdded": iso_ms(added_ms), "dateUpdated": iso_ms(updated_ms),
+        "dateOfBirth": None if rng.random() < 0.5 else (ANCHOR_MS - (18 + below(rng, 62)) * 365 * DAY_MS
+                                                         - below(rng, 365) * DAY_MS),
+        "validEmail": None if email is None else rng.random() < 0.9,
+    }

@@ -1,71 +1,96 @@
-"""Switchable failures, to prove a client survives what real APIs do on bad days."""
+"""Switchable failures, to prove a client survives what real APIs do on bad days.
+
+Random faults (`set`) are drawn from a seeded rng, so a run with the same requests meets the same
+faults. One-shot faults (`fail_next`, `garbage_next`) hit the next n matching API requests
+before any random fault is drawn. Control routes are never affected.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .config import KEEP, Keep
 
-@dataclass
+
+@dataclass(frozen=True)
 class Fault:
     kind: str  # "status" | "garbage" | "slow" | "none"
     status: int = 200
     delay_s: float = 0.0
 
 
+NO_FAULT = Fault("none")
+
+
 class Faults:
     def __init__(self, seed: int) -> None:
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
+        self._rng = random.Random(f"faults/{seed}")
         self.clear()
 
     def clear(self) -> None:
+        """No faults at all: random rates to zero, one-shot queue emptied."""
         with self._lock:
             self.error_rate = 0.0
             self.error_statuses: tuple[int, ...] = (429, 500, 502, 503)
             self.slow_rate = 0.0
             self.slow_ms = 0
             self.garbage_rate = 0.0
-            self.path_prefix: str | None = None
+            self.path_prefix: str | None = None  # random faults only for paths starting with this
             self._queue: list[tuple[str, int, str | None]] = []  # (kind, status, path prefix)
 
-    def set(self, error_rate: float | None = None, error_statuses: tuple[int, ...] | list[int] | None = None,
+    def set(self, error_rate: float | None = None, error_statuses: Iterable[int] | None = None,
             slow_rate: float | None = None, slow_ms: int | None = None, garbage_rate: float | None = None,
-            path_prefix: str | None = None) -> None:
+            path_prefix: str | Keep | None = KEEP) -> None:
+        """Change the random faults; omitted settings stay. `path_prefix=None` applies them everywhere."""
+        statuses = tuple(int(s) for s in error_statuses) if error_statuses is not None else None
+        if statuses is not None and not all(400 <= s <= 599 for s in statuses):
+            raise ValueError(f"error_statuses must be HTTP error statuses, not {statuses}")
+        for name, rate in (("error_rate", error_rate), ("slow_rate", slow_rate), ("garbage_rate", garbage_rate)):
+            if rate is not None and not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {rate}")
         with self._lock:
             if error_rate is not None:
-                self.error_rate = error_rate
-            if error_statuses is not None:
-                self.error_statuses = tuple(error_statuses)
+                self.error_rate = float(error_rate)
+            if statuses:
+                self.error_statuses = statuses
             if slow_rate is not None:
-                self.slow_rate = slow_rate
+                self.slow_rate = float(slow_rate)
             if slow_ms is not None:
-                self.slow_ms = slow_ms
+                self.slow_ms = int(slow_ms)
             if garbage_rate is not None:
-                self.garbage_rate = garbage_rate
-            self.path_prefix = path_prefix
+                self.garbage_rate = float(garbage_rate)
+            if path_prefix is not KEEP:
+                self.path_prefix = None if path_prefix is None else str(path_prefix)
 
     def fail_next(self, n: int, status: int, path_prefix: str | None = None) -> None:
+        """The next n API requests (under `path_prefix`, if given) answer `status`."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status}")
         with self._lock:
             self._queue.extend(("status", status, path_prefix) for _ in range(n))
 
     def garbage_next(self, n: int, path_prefix: str | None = None) -> None:
+        """The next n API requests (under `path_prefix`, if given) get a 200 with an HTML body."""
         with self._lock:
             self._queue.extend(("garbage", 200, path_prefix) for _ in range(n))
 
     def draw(self, path: str) -> Fault:
+        """The fault (possibly none) for one API request to `path`."""
         with self._lock:
             for i, (kind, status, prefix) in enumerate(self._queue):
                 if prefix is None or path.startswith(prefix):
                     del self._queue[i]
                     return Fault(kind, status)
             if self.path_prefix and not path.startswith(self.path_prefix):
-                return Fault("none")
+                return NO_FAULT
             if self.error_rate and self._rng.random() < self.error_rate:
                 return Fault("status", self._rng.choice(self.error_statuses))
             if self.garbage_rate and self._rng.random() < self.garbage_rate:
                 return Fault("garbage")
             if self.slow_rate and self._rng.random() < self.slow_rate:
                 return Fault("slow", delay_s=self.slow_ms / 1000.0)
-            return Fault("none")
+            return NO_FAULT

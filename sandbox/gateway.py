@@ -1,10 +1,18 @@
-"""The request pipeline every API route shares: auth, rate limit, Version header, faults, log."""
+"""The request pipeline every API route shares: auth, rate limit, Version header, faults, log.
+
+Order, as seen from outside: an unknown token is refused before anything is counted; a known
+token's request is counted against its location (company tokens: the company) before the
+Version header and faults are checked, so a client's mistakes and bad luck cost quota as they do
+upstream. Every API answer, errors included, carries the five rate-limit headers; every success
+body a `traceId`; every error body `{"statusCode", "message"}` (422s: `message` is a list).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +24,16 @@ from starlette.responses import Response
 
 from .faults import Faults
 from .ratelimit import RateLimiter
-from .world import TokenInfo, World
+from .tokens import TokenInfo
+from .world import World
 
 INVALID_TOKEN = {"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"}
-GARBAGE = b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
+NO_LOCATION_ACCESS = "The token does not have access to this location."
+GARBAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+           b"</h1></center><hr><center>cloudflare</center></body></html>")
+FAULT_MESSAGES = {429: "Too many requests", 500: "Internal server error", 502: "Bad Gateway",
+                  503: "Service Unavailable", 504: "Gateway Timeout"}
+REQUEST_LOG_SIZE = 200_000  # newest entries kept: a long-running `serve` must not grow without bound
 
 
 class ApiFailure(Exception):
@@ -34,6 +48,7 @@ class ApiFailure(Exception):
 
 
 def unprocessable(*messages: str) -> ApiFailure:
+    """A 422 as HighLevel's validation layer sends it: `message` is a list of strings."""
     return ApiFailure(422, list(messages) or ["Unprocessable Entity"], "Unprocessable Entity")
 
 
@@ -54,6 +69,18 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def error_response(status: int, message: Any, headers: dict[str, str] | None = None,
+                   error: str | None = None) -> Response:
+    body: dict[str, Any] = {"statusCode": status, "message": message}
+    if error:
+        body["error"] = error
+    return json_response(status, body, headers)
+
+
+class _BadJson(Exception):
+    pass
+
+
 class Gateway:
     """Wraps route handlers with the behaviour of HighLevel's edge."""
 
@@ -61,65 +88,72 @@ class Gateway:
         self.world = world
         self.limiter = limiter
         self.faults = faults
-        self.log: list[dict[str, Any]] = []
+        self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.suspended: set[str] = set()  # shared with the OAuth state
-        self.log_lock = asyncio.Lock()
 
     def route(self, version: str | None, handler: Handler, company_ok: bool = False,
               location_ok: bool = True, form: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint for `handler`: `version` is the required Version header (None: none needed);
+        `company_ok`/`location_ok` say which token classes the route accepts; `form` accepts
+        form-encoded bodies (the OAuth endpoints)."""
+
         async def endpoint(request: Request) -> Response:
-            body: Any = None
-            raw = await request.body()
-            if form and "form" in request.headers.get("content-type", ""):
-                body, raw = parse_form(raw), b""
-            if raw:
-                try:
-                    body = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    body = raw.decode("utf-8", "replace")
             query = dict(request.query_params)
             entry: dict[str, Any] = {"ts": time.time(), "method": request.method, "path": request.url.path,
-                                     "query": query, "body": body if not isinstance(body, str) else None,
-                                     "location_id": None, "status": 0, "token_kind": None}
-            response = await self._handle(request, version, handler, company_ok, location_ok, body, query, entry)
+                                     "query": query, "body": None, "location_id": None, "status": 0,
+                                     "token_kind": None}
+            try:
+                body = await _read_body(request, form)
+                entry["body"] = body
+                response = await self._handle(request, version, handler, company_ok, location_ok, body, query,
+                                              entry)
+            except _BadJson as bad:
+                response = error_response(400, str(bad), self._headers_for(request, entry), "Bad Request")
             entry["status"] = response.status_code
             self.log.append(entry)
             return response
 
         return endpoint
 
+    def _headers_for(self, request: Request, entry: dict[str, Any]) -> dict[str, str]:
+        """Count a request whose body could not be parsed, as upstream does."""
+        token = self._token(request)
+        if token is None:
+            return self.limiter.headers()
+        key = self._key(token)
+        entry["location_id"] = key
+        return self.limiter.hit(key)[1]
+
     async def _handle(self, request: Request, version: str | None, handler: Handler, company_ok: bool,
                       location_ok: bool, body: Any, query: dict[str, str], entry: dict[str, Any]) -> Response:
         token = self._token(request)
         if token is None:
             entry["token_kind"] = "invalid"
-            return json_response(401, INVALID_TOKEN)
-        if token.location_id is not None and token.location_id in self.suspended:
-            return json_response(400, {"statusCode": 400, "message": "Location is not active"})
+            return json_response(401, INVALID_TOKEN, self.limiter.headers())
         entry["token_kind"] = f"{token.kind}:{token.user_type}"
-        if token.expires_at is not None and time.time() >= token.expires_at:
+        if token.expired():
             entry["expired_token"] = True
-            return json_response(401, INVALID_TOKEN)
-        key = token.location_id if token.user_type == "Location" else token.company_id
+            return json_response(401, INVALID_TOKEN, self.limiter.headers())
+        key = self._key(token)
         entry["location_id"] = key
-        allowed, headers = self.limiter.hit(str(key))
+        allowed, headers = self.limiter.hit(key)
         if not allowed:
-            return json_response(429, {"statusCode": 429, "message": "Too many requests"}, headers)
+            return error_response(429, "Too many requests", headers)
+        if token.location_id is not None and token.location_id in self.suspended:
+            return error_response(400, "Location is not active", headers)
         if version is not None:
             sent = request.headers.get("version")
             if not sent:
-                return json_response(400, {"statusCode": 400, "message": "Version header was not found"}, headers)
+                return error_response(400, "Version header was not found", headers)
             if sent != version:
-                return json_response(400, {"statusCode": 400, "message": f"Version {sent!r} is not supported for "
-                                           "this endpoint"}, headers)
+                return error_response(400, f"Version '{sent}' is not supported by this endpoint; "
+                                      f"use Version: {version}", headers)
         if (token.user_type == "Company" and not company_ok) or (token.user_type == "Location" and not location_ok):
-            return json_response(401, {"statusCode": 401, "message": "This authClass type is not allowed to "
-                                       "access this scope. Please reach out to the Platform team to get it added."},
-                                 headers)
+            return error_response(401, "This authClass type is not allowed to access this scope. Please reach out "
+                                  "to the Platform team to get it added.", headers)
         fault = self.faults.draw(request.url.path)
         if fault.kind == "status":
-            message = "Too many requests" if fault.status == 429 else "Internal server error"
-            return json_response(fault.status, {"statusCode": fault.status, "message": message}, headers)
+            return error_response(fault.status, FAULT_MESSAGES.get(fault.status, "Internal server error"), headers)
         if fault.kind == "garbage":
             return Response(GARBAGE, status_code=200, media_type="text/html", headers=headers)
         if fault.kind == "slow":
@@ -134,11 +168,28 @@ class Gateway:
         result.setdefault("traceId", str(uuid.uuid4()))
         return json_response(200, result, headers)
 
+    @staticmethod
+    def _key(token: TokenInfo) -> str:
+        """What the limits count against: the location for location tokens, else the company."""
+        return token.location_id if token.user_type == "Location" and token.location_id else token.company_id
+
     def _token(self, request: Request) -> TokenInfo | None:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             return None
-        return self.world.tokens.get(header[7:].strip())
+        return self.world.tokens.lookup(header[7:].strip())
+
+
+async def _read_body(request: Request, form: bool) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    if form and "form" in request.headers.get("content-type", ""):
+        return parse_form(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _BadJson(f"Unexpected token in JSON at position {exc.pos}") from None
 
 
 def parse_form(raw: bytes) -> dict[str, str]:
@@ -147,13 +198,13 @@ def parse_form(raw: bytes) -> dict[str, str]:
 
 
 def require_location(call: Call, location_id: Any) -> str:
-    """A location token may only read its own location."""
+    """A location token may only read its own location; a company token only its company's."""
     if not isinstance(location_id, str) or not location_id:
         raise unprocessable("locationId should not be empty", "locationId must be a string")
     if call.token.user_type == "Location" and call.token.location_id != location_id:
-        raise ApiFailure(403, "The token does not have access to this location.")
+        raise ApiFailure(403, NO_LOCATION_ACCESS)
     if call.token.user_type == "Company":
         loc = call.request.app.state.world.location(location_id)
         if loc is None or loc.record["companyId"] != call.token.company_id:
-            raise ApiFailure(403, "The token does not have access to this location.")
+            raise ApiFailure(403, NO_LOCATION_ACCESS)
     return location_id

@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .gateway import ApiFailure, Call, Gateway, json_response, parse_form, unprocessable
-from .world import TokenInfo, World
+from .tokens import TokenInfo
+from .world import World
 
 ALL_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
                         "conversations/message.readonly", "calendars.readonly", "calendars/groups.readonly",
@@ -54,8 +55,8 @@ class OAuthState:
     def issue(self, grant: Grant, with_refresh: bool = True) -> dict[str, Any]:
         access = "at-" + secrets.token_urlsafe(32)
         ttl = self.world.config.access_token_ttl_s
-        self.world.tokens[access] = TokenInfo("oauth", grant.user_type, grant.company_id, grant.location_id,
-                                              grant.scopes, time.time() + ttl)
+        self.world.tokens.add(access, TokenInfo("oauth", grant.user_type, grant.company_id, grant.location_id,
+                                              grant.scopes, time.time() + ttl))
         body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": ttl,
                                 "scope": " ".join(sorted(grant.scopes)), "userType": grant.user_type,
                                 "companyId": grant.company_id, "userId": "sandbox-user"}

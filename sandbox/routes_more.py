@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 from starlette.routing import Route
 
+from .data import ms_of
 from .gateway import ApiFailure, Call, Gateway, unprocessable
 from .index import IndexedRecords
 from .routes_contacts import _location
-from .world import World, _ms
+from .world import World
 
 V0728, V0415 = "2021-07-28", "2021-04-15"
 SEARCH_WINDOW = 10_000
@@ -76,7 +77,7 @@ def post_opportunities(world: World, call: Call) -> dict[str, Any]:
         if field not in fields or item.get("operator") != "range" or not isinstance(item.get("value"), dict):
             raise unprocessable(f"property {field} is not supported for filtering")
         for op, raw in item["value"].items():
-            bound = _ms(raw) if isinstance(raw, str) else int(raw)
+            bound = ms_of(raw) if isinstance(raw, str) else int(raw)
             if op in ("gte", "gt"):
                 lo = bound + (op == "gt")
             else:
@@ -142,14 +143,14 @@ def export_messages(world: World, call: Call) -> dict[str, Any]:
         raise unprocessable(f"channel must be one of {', '.join(EXPORT_CHANNELS)}")
     field = "dateUpdated" if sort_by == "updatedAt" else "dateAdded"
     # startDate / endDate filter on creation time (the assumption the client must survive)
-    lo = _ms(q["startDate"]) if q.get("startDate") else None
-    hi = _ms(q["endDate"]) if q.get("endDate") else None
+    lo = ms_of(q["startDate"]) if q.get("startDate") else None
+    hi = ms_of(q["endDate"]) if q.get("endDate") else None
     with world.lock:
         rows = [m for m in loc.extra["messages"].values()
                 if (m["messageType"] == "TYPE_EMAIL") == (channel == "Email")
                 and (channel in (None, "Email") or m["messageType"] == _channel_type(channel))
-                and (lo is None or _ms(m["dateAdded"]) >= lo) and (hi is None or _ms(m["dateAdded"]) <= hi)]
-    keyed = sorted(((_ms(m[field]), m["id"], m) for m in rows), key=lambda t: (t[0], t[1]), reverse=descending)
+                and (lo is None or ms_of(m["dateAdded"]) >= lo) and (hi is None or ms_of(m["dateAdded"]) <= hi)]
+    keyed = sorted(((ms_of(m[field]), m["id"], m) for m in rows), key=lambda t: (t[0], t[1]), reverse=descending)
     if q.get("cursor"):
         try:
             stamp, mid = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
@@ -187,8 +188,8 @@ def events(world: World, call: Call) -> dict[str, Any]:
         raise unprocessable("startTime and endTime must be epoch milliseconds") from None
     with world.lock:
         rows = [e for e in loc.extra["events"].values()
-                if (not q.get("calendarId") or e["calendarId"] == q["calendarId"]) and lo <= _ms(e["startTime"]) < hi]
-    return {"events": sorted(rows, key=lambda e: _ms(e["startTime"]))}
+                if (not q.get("calendarId") or e["calendarId"] == q["calendarId"]) and lo <= ms_of(e["startTime"]) < hi]
+    return {"events": sorted(rows, key=lambda e: ms_of(e["startTime"]))}
 
 
 def routes(world: World, gw: Gateway) -> list[Route]:

@@ -1,30 +1,33 @@
-"""Run the sandbox: in a background thread on a free loopback port, or blocking for the CLI."""
+"""Run the sandbox: in a background thread on a free loopback port, or blocking for the CLI.
+
+`Sandbox` is also the control API: ground truth, mutations, the request log, faults and limits,
+for tests and the demo in the same process (`app.py` mirrors it over HTTP for other processes).
+"""
 
 from __future__ import annotations
 
 import copy
-import socket
+import logging
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import uvicorn
 
-from . import crm, oauth, routes_more
+from . import crm
 from .app import build_app
-from .config import SandboxConfig
+from .config import KEEP, Keep, SandboxConfig
 from .faults import Faults
+from .gateway import Gateway
 from .oauth import OAuthState
 from .ratelimit import RateLimiter
 from .webhooks import WebhookEmitter
 from .world import World
 
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+logger = logging.getLogger(__name__)
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
 
 
 class Sandbox:
@@ -32,14 +35,17 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
         self.config = replace(config or SandboxConfig(), **overrides)
+        started = time.perf_counter()
         self.world = World(self.config)
+        logger.debug("sandbox data generated in %.2f s", time.perf_counter() - started)
         self.limiter = RateLimiter(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
                                    self.config.daily_quota)
         self.faults = Faults(self.config.seed)
+        self.gateway = Gateway(self.world, self.limiter, self.faults)
         self.oauth = OAuthState(self.world)
-        self.app, self.gateway = build_app(self.world, self.limiter, self.faults, _extra_routes(self))
         self.gateway.suspended = self.oauth.suspended
         self.webhooks = WebhookEmitter(self.config.client_id.split("-")[0])
+        self.app = build_app(self)
         self.host = "127.0.0.1"
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -48,25 +54,35 @@ class Sandbox:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self, port: int = 0) -> Sandbox:
-        self.port = port or _free_port(self.host)
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off",
+        """Serve on 127.0.0.1 (`port` 0: a free port the OS picks) from a daemon thread."""
+        if self._server is not None:
+            return self
+        config = uvicorn.Config(self.app, host=self.host, port=port, log_level="warning", lifespan="off",
                                 access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="highlevel-sandbox", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("sandbox did not start within 10 s")
-            time.sleep(0.01)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="highlevel-sandbox", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                server.should_exit = True
+                raise RuntimeError(f"sandbox did not start within {START_TIMEOUT_S:.0f} s on {self.host}:{port}")
+            time.sleep(0.005)
+        self.port = int(server.servers[0].sockets[0].getsockname()[1])
+        self._server, self._thread = server, thread
+        logger.info("HighLevel sandbox serving on %s", self.base_url)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        server, thread = self._server, self._thread
         self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.should_exit = True
+        thread.join(timeout=STOP_TIMEOUT_S)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=STOP_TIMEOUT_S)
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -78,7 +94,7 @@ class Sandbox:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    # -- control API --------------------------------------------------------------------------
+    # -- who is who -----------------------------------------------------------------------------
 
     @property
     def location_ids(self) -> list[str]:
@@ -89,16 +105,31 @@ class Sandbox:
         return self.world.company_id
 
     def token_for(self, location_id: str) -> str:
+        """The location's Private Integration Token (`pit-<uuid4>`), valid for that location only."""
         return self.world.pits[location_id]
 
+    def info(self) -> dict[str, Any]:
+        """What a client of a separately running sandbox needs: ids, tokens, limits."""
+        config = asdict(self.config)
+        config.pop("client_secret")
+        return {"location_ids": self.location_ids, "company_id": self.company_id, "tokens": dict(self.world.pits),
+                "client_id": self.config.client_id,
+                "locations": [{"id": loc.id, "name": loc.record["name"], "timezone": loc.record["timezone"],
+                               "contacts": len(loc.contacts.truth)} for loc in self.world.locations.values()],
+                "rate_limits": {"max": self.limiter.max_requests, "interval_ms": self.limiter.interval_ms,
+                                "daily_quota": self.limiter.daily_quota},
+                "config": config}
+
+    # -- ground truth (ignores index lag) -------------------------------------------------------
+
     def truth_contacts(self, location_id: str) -> list[dict[str, Any]]:
+        """Current contacts as the API shapes them (no `searchAfter`), sorted by id, deleted excluded."""
         with self.world.lock:
-            return copy.deepcopy(sorted(self.world.locations[location_id].contacts.truth.values(),
-                                        key=lambda r: r["id"]))
+            rows = sorted(self.world.locations[location_id].contacts.truth.values(), key=lambda r: r["id"])
+            return copy.deepcopy(rows)
 
     def truth_custom_fields(self, location_id: str, model: str = "contact") -> list[dict[str, Any]]:
-        fields = self.world.locations[location_id].custom_fields
-        return [copy.deepcopy(f) for f in fields if model == "all" or f["model"] == model]
+        return copy.deepcopy(self.world.locations[location_id].fields_of(model))
 
     def truth_users(self, location_id: str) -> list[dict[str, Any]]:
         return copy.deepcopy(self.world.locations[location_id].users)
@@ -113,6 +144,35 @@ class Sandbox:
             return copy.deepcopy(sorted(crm.iter_values(self.world.locations[location_id], family),
                                         key=lambda r: r["id"]))
 
+    # -- mutations (stamped now; search sees them after the index lag) --------------------------
+
+    def update_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
+        """Update n contacts; with `notify` (a receiver URL) also deliver ContactUpdate webhooks."""
+        ids = self.world.update_contacts(location_id, n)
+        self._notify(notify, "ContactUpdate", location_id, ids)
+        return ids
+
+    def create_contacts(self, location_id: str, n: int) -> list[str]:
+        return self.world.create_contacts(location_id, n)
+
+    def delete_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
+        """Delete n contacts; with `notify` also deliver ContactDelete webhooks (each sent twice:
+        HighLevel's deliveries can repeat)."""
+        before = {c["id"]: c for c in self.truth_contacts(location_id)} if notify else {}
+        ids = self.world.delete_contacts(location_id, n)
+        if notify:
+            for contact_id in ids:
+                self.webhooks.deliver(notify, self.webhooks.event("ContactDelete", location_id, before[contact_id]),
+                                      times=2)
+        return ids
+
+    def _notify(self, url: str | None, event_type: str, location_id: str, ids: list[str]) -> None:
+        if not url:
+            return
+        current = {c["id"]: c for c in self.truth_contacts(location_id)}
+        for record_id in ids:
+            self.webhooks.deliver(url, self.webhooks.event(event_type, location_id, current[record_id]))
+
     def move_opportunities(self, location_id: str, n: int) -> list[str]:
         return crm.move_opportunities(self.world, location_id, n)
 
@@ -125,7 +185,32 @@ class Sandbox:
     def add_calendar(self, location_id: str, appointments: int) -> tuple[str, list[str]]:
         return crm.add_calendar(self.world, location_id, appointments)
 
-    # -- OAuth control ------------------------------------------------------------------------
+    def wait_for_index(self) -> None:
+        """Sleep until every write made so far is visible to search."""
+        self.world.wait_for_index()
+
+    # -- request log ------------------------------------------------------------------------------
+
+    def requests(self, path_prefix: str | None = None) -> list[dict[str, Any]]:
+        """API requests served so far, oldest first: {ts, method, path, query, body, location_id, status, ...}."""
+        return [dict(e) for e in list(self.gateway.log) if path_prefix is None or e["path"].startswith(path_prefix)]
+
+    def clear_requests(self) -> None:
+        self.gateway.log.clear()
+
+    # -- rate limits --------------------------------------------------------------------------------
+
+    def set_rate_limits(self, max: int | Keep | None = KEEP, interval_ms: int | Keep = KEEP,
+                        daily_quota: int | Keep | None = KEEP) -> None:
+        """Change the limits at run time (omitted ones stay; None switches one off); counting restarts."""
+        self.limiter.configure(max, interval_ms, daily_quota)
+
+    def reset_rate_limits(self) -> None:
+        """Back to the configured limits, with nothing counted."""
+        self.limiter.configure(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
+                               self.config.daily_quota)
+
+    # -- OAuth control ------------------------------------------------------------------------------
 
     @property
     def client_id(self) -> str:
@@ -154,57 +239,10 @@ class Sandbox:
     def burned_tokens(self) -> int:
         return self.oauth.burned
 
-    def update_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
-        """Update n contacts; with `notify` (a receiver URL) also deliver ContactUpdate webhooks."""
-        ids = self.world.update_contacts(location_id, n)
-        self._notify(notify, "ContactUpdate", location_id, ids)
-        return ids
-
-    def create_contacts(self, location_id: str, n: int) -> list[str]:
-        return self.world.create_contacts(location_id, n)
-
-    def delete_contacts(self, location_id: str, n: int, notify: str | None = None) -> list[str]:
-        """Delete n contacts; with `notify` also deliver ContactDelete webhooks (each sent twice:
-        HighLevel's deliveries can repeat)."""
-        before = {c["id"]: c for c in self.truth_contacts(location_id)}
-        ids = self.world.delete_contacts(location_id, n)
-        if notify:
-            for contact_id in ids:
-                self.webhooks.deliver(notify, self.webhooks.event("ContactDelete", location_id, before[contact_id]),
-                                      times=2)
-        return ids
-
-    def _notify(self, url: str | None, event_type: str, location_id: str, ids: list[str]) -> None:
-        if not url:
-            return
-        current = {c["id"]: c for c in self.truth_contacts(location_id)}
-        for record_id in ids:
-            self.webhooks.deliver(url, self.webhooks.event(event_type, location_id, current[record_id]))
-
-    def wait_for_index(self) -> None:
-        self.world.wait_for_index()
-
-    def requests(self, path_prefix: str | None = None) -> list[dict[str, Any]]:
-        return [dict(e) for e in list(self.gateway.log) if path_prefix is None or e["path"].startswith(path_prefix)]
-
-    def clear_requests(self) -> None:
-        self.gateway.log.clear()
-
-    def set_rate_limits(self, max: int | None = 100, interval_ms: int = 10_000,
-                        daily_quota: int | None = 200_000) -> None:
-        self.limiter.configure(max, interval_ms, daily_quota)
-
-    def reset_rate_limits(self) -> None:
-        self.limiter.configure(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
-                               self.config.daily_quota)
-
-
-def _extra_routes(sb: Sandbox) -> Any:
-    """Route families beyond contacts: the CRM families and OAuth."""
-    return lambda gw: routes_more.routes(sb.world, gw) + oauth.routes(sb.oauth, gw)
-
 
 def serve(config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve until interrupted (for `highlevel-sync sandbox serve`)."""
+    """Serve until interrupted (for `highlevel-sync sandbox serve`). Loopback unless told otherwise:
+    the sandbox has no real auth on its control routes."""
     sb = Sandbox(config)
+    logger.info("HighLevel sandbox on http://%s:%d with %d locations", host, port, len(sb.location_ids))
     uvicorn.run(sb.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)

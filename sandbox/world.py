@@ -1,4 +1,9 @@
-"""The sandbox's state: locations, their records, tokens; ground truth and mutations. Thread-safe."""
+"""The sandbox's state: locations, their records and tokens; ground truth and mutations.
+
+Thread-safe: the server thread reads and the test/control thread mutates, both under `lock`.
+Mutations stamp `dateUpdated` with the current time and reach search only after a per-write lag
+(see `index.py`); ground truth sees them at once.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,15 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from . import data
 from .config import SandboxConfig
 from .index import IndexedRecords, Record
+from .tokens import TokenInfo, TokenRegistry
 
-
-def _ms(value: str) -> int:
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-CONTACT_SORTS = {"dateUpdated": lambda r: _ms(r["dateUpdated"]), "dateAdded": lambda r: _ms(r["dateAdded"])}
-
-
-@dataclass
-class TokenInfo:
-    kind: str  # "pit" | "oauth"
-    user_type: str  # "Location" | "Company"
-    company_id: str
-    location_id: str | None = None
-    scopes: frozenset[str] = frozenset({"*"})
-    expires_at: float | None = None  # monotonic-free wall clock seconds; None = never
+CONTACT_SORTS = {"dateUpdated": lambda r: data.ms_of(r["dateUpdated"]),
+                 "dateAdded": lambda r: data.ms_of(r["dateAdded"])}
 
 
 @dataclass
@@ -37,33 +28,36 @@ class Location:
     users: list[Record]
     custom_fields: list[Record]
     contacts: IndexedRecords
-    extra: dict[str, Any] = field(default_factory=dict)  # other resource families
+    extra: dict[str, Any] = field(default_factory=dict)  # other resource families (crm.py)
 
     @property
     def id(self) -> str:
         return str(self.record["id"])
+
+    def fields_of(self, model: str) -> list[Record]:
+        return [f for f in self.custom_fields if model == "all" or f["model"] == model]
 
 
 class World:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.lock = threading.RLock()
-        self.rng = random.Random(config.seed)
+        self.rng = random.Random(config.seed)  # mutations draw from here: same calls, same changes
         self.company_id = data.make_id(self.rng)
         self.locations: dict[str, Location] = {}
-        self.tokens: dict[str, TokenInfo] = {}
-        self.pits: dict[str, str] = {}
+        self.tokens = TokenRegistry()
+        self.pits: dict[str, str] = {}  # location id -> its Private Integration Token
         self._lag_rng = random.Random(config.seed + 1)
         for index, n_contacts in enumerate(config.contacts_per_location):
             self._seed_location(index, n_contacts)
 
     def _seed_location(self, index: int, n_contacts: int) -> None:
-        rng = random.Random(f"{self.config.seed}/{index}")
+        rng = random.Random(f"{self.config.seed}/{index}")  # per location: sizes of others don't shift it
         record = data.make_location(rng, self.company_id, index)
         users = data.make_users(rng, self.company_id, record["id"], self.config.users_per_location)
         fields = data.make_custom_fields(rng, record["id"])
         contacts = IndexedRecords(CONTACT_SORTS)
-        contacts.seed([data.make_contact(rng, record["id"], fields, users, added, updated)
+        contacts.seed([data.make_contact(rng, record, fields, users, added, updated)
                        for added, updated in data.contact_times(rng, n_contacts)])
         location = Location(record, users, fields, contacts)
         self.locations[location.id] = location
@@ -72,7 +66,7 @@ class World:
         seed_crm(self, location, index)
         token = data.pit_token(rng)
         self.pits[location.id] = token
-        self.tokens[token] = TokenInfo("pit", "Location", self.company_id, location.id)
+        self.tokens.add(token, TokenInfo("pit", "Location", self.company_id, location.id))
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -80,29 +74,34 @@ class World:
         return self.locations.get(location_id)
 
     def lag(self) -> float:
+        """This write's index lag: uniform in [index_lag_s / 2, index_lag_s]."""
         return self._lag_rng.uniform(self.config.index_lag_s / 2, self.config.index_lag_s)
 
     # -- contact mutations (dateUpdated = now) ------------------------------------------------
 
     def update_contacts(self, location_id: str, n: int) -> list[str]:
+        """Change names, email, tags and custom-field values of n contacts. About one in six loses
+        all its custom fields and one in six all its tags: consumers must replace, not accumulate."""
         with self.lock:
             loc = self.locations[location_id]
             ids = self.rng.sample(sorted(loc.contacts.truth), min(n, len(loc.contacts.truth)))
+            contact_fields = loc.fields_of("contact")
             for contact_id in ids:
                 record = dict(loc.contacts.truth[contact_id])
-                record["firstName"] = self.rng.choice(data.FIRST)
-                record["email"] = f"changed.{self.rng.randint(1, 10**9)}@example.com"
-                roll = self.rng.random()
-                contact_fields = [f for f in loc.custom_fields if f["model"] == "contact"]
-                if roll < 0.2:
-                    record["customFields"] = []  # all values removed
-                    record["tags"] = []
+                first, last = data.pick(self.rng, data.FIRST), data.pick(self.rng, data.LAST)
+                record.update(firstName=first, lastName=last, contactName=f"{first} {last}".lower(),
+                              email=f"changed.{data.make_id(self.rng)[:8].lower()}@example.com", validEmail=True)
+                if self.rng.random() < 1 / 6:
+                    record["customFields"] = []
                 else:
-                    chosen = self.rng.sample(contact_fields, self.rng.randint(1, 4))
-                    record["customFields"] = [{"id": f["id"], "value": data.custom_value(self.rng, f["dataType"])}
-                                              for f in chosen]
-                    record["tags"] = self.rng.sample(data.TAGS, self.rng.randint(0, 5))
-                record["dateUpdated"] = data.iso_ms(max(data.now_ms(), _ms(record["dateUpdated"]) + 1))
+                    chosen = self.rng.sample(contact_fields, 1 + data.below(self.rng, 4))
+                    record["customFields"] = [
+                        {"id": f["id"], "value": data.custom_value(self.rng, f["dataType"], f["picklistOptions"])}
+                        for f in chosen]
+                record["tags"] = [] if self.rng.random() < 1 / 6 else self.rng.sample(data.TAGS,
+                                                                                     1 + data.below(self.rng, 5))
+                stamp = max(data.now_ms(), data.ms_of(record["dateUpdated"]) + 1)
+                record["dateUpdated"] = data.iso_ms(stamp)
                 loc.contacts.write(contact_id, record, self.lag())
             return ids
 
@@ -112,7 +111,7 @@ class World:
             ids = []
             for _ in range(n):
                 stamp = data.now_ms()
-                record = data.make_contact(self.rng, location_id, loc.custom_fields, loc.users, stamp, stamp)
+                record = data.make_contact(self.rng, loc.record, loc.custom_fields, loc.users, stamp, stamp)
                 loc.contacts.write(record["id"], record, self.lag())
                 ids.append(record["id"])
             return ids
@@ -126,11 +125,11 @@ class World:
             return ids
 
     def wait_for_index(self, timeout_s: float = 60.0) -> None:
+        """Sleep until every write made so far is visible to search (bounded by `timeout_s`)."""
         deadline = time.monotonic() + timeout_s
         with self.lock:
-            until = max((loc.contacts.pending_until() for loc in self.locations.values()), default=0.0)
-            for loc in self.locations.values():
-                for extra in loc.extra.values():
-                    if isinstance(extra, IndexedRecords):
-                        until = max(until, extra.pending_until())
+            indexes = [loc.contacts for loc in self.locations.values()]
+            indexes += [x for loc in self.locations.values() for x in loc.extra.values()
+                        if isinstance(x, IndexedRecords)]
+            until = max((index.pending_until() for index in indexes), default=0.0)
         time.sleep(max(0.0, min(until, deadline) - time.monotonic()) + 0.01)

@@ -88,8 +88,15 @@ class RateGovernor:
             if daily_limit is not None:
                 self.daily_limit = daily_limit
             if remaining is not None and remaining <= 0:
-                # The server sees the window as full (another client of the same app may share it).
-                self._blocked_until = max(self._blocked_until, now + self.interval_s)
+                horizon = now - self.interval_s
+                while self._done and self._done[0] <= horizon:
+                    self._done.popleft()
+                if len(self._done) + self._in_flight < self.max_requests:
+                    # The server sees the window full before we do: another client shares this
+                    # location's budget. Wait until our oldest request leaves the window.
+                    oldest = self._done[0] if self._done else now
+                    self._blocked_until = max(self._blocked_until, oldest + self.interval_s)
+                # otherwise our own window is full too, and acquire() already waits exactly enough
 
     def back_off(self, seconds: float) -> None:
         """Hold every request of this location for `seconds` (after a 429)."""

@@ -41,14 +41,30 @@ def test_limits_are_learned_from_headers() -> None:
     assert (gov.max_requests, gov.interval_s, gov.daily_remaining) == (25, 2.0, 9000)
 
 
-def test_server_saying_window_full_blocks_a_whole_interval() -> None:
+def test_server_saying_window_full_blocks_when_someone_else_shares_the_budget() -> None:
     clock = FakeClock()
     gov = RateGovernor("L", max_requests=100, interval_ms=10_000, clock=clock, sleep=clock.sleep)
     gov.acquire()
-    gov.release({"x-ratelimit-remaining": "0"})
+    gov.release({"x-ratelimit-remaining": "0"})  # we sent 1, the server counts 100
     start = clock.now
     gov.acquire()
-    assert clock.now - start >= 10.0
+    assert clock.now - start >= 10.0 - 0.01
+
+
+def test_a_full_window_of_our_own_does_not_add_a_pause() -> None:
+    """Steady state at the limit: each response says 0 remaining; pacing must stay at ~max/interval."""
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=10, interval_ms=1000, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    window: list[float] = []
+    for _ in range(100):
+        gov.acquire()
+        sent.append(clock.now)
+        window = [t for t in window if t > clock.now - 1.0] + [clock.now]
+        clock.now += 0.005
+        gov.release({"x-ratelimit-remaining": str(max(0, 10 - len(window)))})
+    # 100 requests at 10 per second: the burst of 10, then ~9 s; no extra interval-long pauses
+    assert sent[-1] - sent[0] < 9.6
 
 
 def test_stops_before_the_daily_quota_is_gone() -> None:
