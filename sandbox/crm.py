@@ -44,7 +44,7 @@ def seed_crm(world: World, loc: Location, index: int) -> None:
         for j in range(cfg.messages_per_conversation):
             channel = channels[(i + j) % len(channels)]
             activity = j == cfg.messages_per_conversation - 1 and i % 7 == 0
-            stamp = data.ANCHOR_MS - rng.randint(0, 365 * DAY_MS)
+            stamp = data.ANCHOR_MS - data.below(rng, 365 * DAY_MS)
             msg = make_message(rng, conv, channel, stamp, activity)
             messages[msg["id"]] = msg
             conv["lastMessageDate"] = max(conv["lastMessageDate"], stamp)
@@ -54,7 +54,7 @@ def seed_crm(world: World, loc: Location, index: int) -> None:
     now = data.now_ms()
     for calendar in calendars:
         for _ in range(cfg.appointments_per_calendar):
-            start = now + rng.randint(-400, 400) * DAY_MS // 2 + rng.randint(0, 23) * 3_600_000
+            start = now + (data.below(rng, 801) - 400) * DAY_MS // 2 + data.below(rng, 24) * 3_600_000
             event = make_event(rng, loc.id, calendar["id"], contact_ids, start, offset)
             events[event["id"]] = event
     loc.extra.update(opportunities=opps, pipelines=pipelines, conversations=conversations, messages=messages,
@@ -71,20 +71,21 @@ def make_pipeline(rng: random.Random, location_id: str, name: str) -> Record:
 
 def make_opportunity(rng: random.Random, loc: Location, pipelines: list[Record], fields: list[Record],
                      contact_ids: list[str]) -> Record:
-    pipeline = rng.choice(pipelines)
-    created = data.ANCHOR_MS - rng.randint(0, data.HISTORY_MS)
-    updated = created + rng.randint(0, min(60 * DAY_MS, data.ANCHOR_MS - created))
-    contact_id = rng.choice(contact_ids) if contact_ids else data.make_id(rng)
-    chosen = rng.sample(fields, rng.randint(0, len(fields)))
+    pipeline = data.pick(rng, pipelines)
+    created = data.ANCHOR_MS - data.below(rng, data.HISTORY_MS)
+    updated = created + data.below(rng, min(60 * DAY_MS, data.ANCHOR_MS - created) + 1)
+    contact_id = data.pick(rng, contact_ids) if contact_ids else data.make_id(rng)
+    chosen = data.sample(rng, fields, data.below(rng, len(fields) + 1))
     return {
-        "id": data.make_id(rng), "name": f"Deal {rng.randint(1, 10**6)}",
+        "id": data.make_id(rng), "name": f"Deal {1 + data.below(rng, 10**6)}",
         "monetaryValue": round(rng.uniform(100, 20_000), 2), "pipelineId": pipeline["id"],
-        "pipelineStageId": rng.choice(pipeline["stages"])["id"], "assignedTo": rng.choice(loc.users)["id"],
-        "status": rng.choice(STATUSES), "source": rng.choice(data.SOURCES), "lostReasonId": None,
+        "pipelineStageId": data.pick(rng, pipeline["stages"])["id"], "assignedTo": data.pick(rng, loc.users)["id"],
+        "status": data.pick(rng, STATUSES), "source": data.pick(rng, data.SOURCES), "lostReasonId": None,
         "contactId": contact_id, "locationId": loc.id,
         "contact": {"id": contact_id, "name": "Contact Name", "companyName": "Acme", "email": "c@example.com",
-                    "phone": "+15550000000", "tags": rng.sample(data.TAGS, rng.randint(0, 3))},
-        "customFields": [{"id": f["id"], "fieldValue": data.custom_value(rng, f["dataType"])} for f in chosen],
+                    "phone": "+15550000000", "tags": data.sample(rng, data.TAGS, data.below(rng, 4))},
+        "customFields": [{"id": f["id"], "fieldValue": data.custom_value(rng, f["dataType"], f["picklistOptions"])}
+                         for f in chosen],
         "followers": [], "indexVersion": 1, "createdAt": data.iso_ms(created), "updatedAt": data.iso_ms(updated),
         "lastStatusChangeAt": data.iso_ms(updated), "lastStageChangeAt": data.iso_ms(updated),
         "lastActionDate": data.iso_ms(updated),
@@ -92,9 +93,9 @@ def make_opportunity(rng: random.Random, loc: Location, pipelines: list[Record],
 
 
 def make_conversation(rng: random.Random, location_id: str, contact_id: str) -> Record:
-    added = data.ANCHOR_MS - rng.randint(365 * DAY_MS, data.HISTORY_MS)
+    added = data.ANCHOR_MS - (365 * DAY_MS + data.below(rng, data.HISTORY_MS - 365 * DAY_MS))
     return {"id": data.make_id(rng), "contactId": contact_id, "locationId": location_id, "lastMessageBody": "",
-            "lastMessageType": "TYPE_SMS", "type": "TYPE_PHONE", "unreadCount": rng.randint(0, 3),
+            "lastMessageType": "TYPE_SMS", "type": "TYPE_PHONE", "unreadCount": data.below(rng, 4),
             "fullName": "Contact Name", "contactName": "contact name", "email": "c@example.com",
             "phone": "+15550000000", "inbox": True, "starred": False, "deleted": False, "tags": [],
             "dateAdded": added, "dateUpdated": added, "lastMessageDate": added, "assignedTo": None}
@@ -105,10 +106,10 @@ def make_message(rng: random.Random, conv: Record, channel: str, stamp: int, act
     message = {
         "id": data.make_id(rng), "type": type_number, "messageType": message_type, "locationId": conv["locationId"],
         "contactId": conv["contactId"], "conversationId": conv["id"], "dateAdded": data.iso_ms(stamp),
-        "dateUpdated": data.iso_ms(stamp), "body": f"{channel} message {rng.randint(1, 10**6)}",
-        "direction": rng.choice(("inbound", "outbound")), "status": "delivered", "contentType": "text/plain",
-        "attachments": [], "source": rng.choice(("app", "workflow", "api")), "userId": None,
-        "meta": {"callDuration": rng.randint(5, 600), "callStatus": "completed"} if channel == "Call" else {},
+        "dateUpdated": data.iso_ms(stamp), "body": f"{channel} message {1 + data.below(rng, 10**6)}",
+        "direction": data.pick(rng, ("inbound", "outbound")), "status": "delivered", "contentType": "text/plain",
+        "attachments": [], "source": data.pick(rng, ("app", "workflow", "api")), "userId": None,
+        "meta": {"callDuration": 5 + data.below(rng, 596), "callStatus": "completed"} if channel == "Call" else {},
     }
     if channel == "Email" and not activity:
         message["meta"] = {"email": {"messageIds": [data.make_id(rng)]}}
@@ -124,10 +125,10 @@ def make_calendar(rng: random.Random, location_id: str, name: str) -> Record:
 
 def make_event(rng: random.Random, location_id: str, calendar_id: str, contact_ids: list[str], start: int,
                offset: float) -> Record:
-    added = start - rng.randint(1, 30) * DAY_MS
+    added = start - (1 + data.below(rng, 30)) * DAY_MS
     return {"id": data.make_id(rng), "title": "Consultation", "calendarId": calendar_id, "locationId": location_id,
-            "contactId": rng.choice(contact_ids) if contact_ids else None, "groupId": None,
-            "appointmentStatus": rng.choice(APPOINTMENT_STATUSES[:4]), "assignedUserId": None, "users": [],
+            "contactId": data.pick(rng, contact_ids) if contact_ids else None, "groupId": None,
+            "appointmentStatus": data.pick(rng, APPOINTMENT_STATUSES[:4]), "assignedUserId": None, "users": [],
             "notes": "", "address": "Zoom", "isRecurring": False, "startTime": data.iso_offset(start, offset),
             "endTime": data.iso_offset(start + 1_800_000, offset), "dateAdded": data.iso_offset(added, offset),
             "dateUpdated": data.iso_offset(added, offset)}
@@ -143,8 +144,8 @@ def move_opportunities(world: World, location_id: str, n: int) -> list[str]:
         for opp_id in ids:
             record = dict(opps.truth[opp_id])
             pipeline = next(p for p in loc.extra["pipelines"] if p["id"] == record["pipelineId"])
-            record["pipelineStageId"] = world.rng.choice(pipeline["stages"])["id"]
-            record["status"] = world.rng.choice(STATUSES)
+            record["pipelineStageId"] = data.pick(world.rng, pipeline["stages"])["id"]
+            record["status"] = data.pick(world.rng, STATUSES)
             stamp = data.iso_ms(max(data.now_ms(), data.ms_of(record["updatedAt"]) + 1))
             record.update(updatedAt=stamp, lastStageChangeAt=stamp, lastStatusChangeAt=stamp)
             opps.write(opp_id, record, world.lag())
@@ -158,10 +159,11 @@ def add_messages(world: World, location_id: str, channels: list[str]) -> list[st
         conversations = loc.extra["conversations"]
         ids = []
         for channel in channels:
-            conv = conversations[world.rng.choice(sorted(conversations))]
+            conv = conversations[data.pick(world.rng, sorted(conversations))]
             stamp = max(data.now_ms(), conv["lastMessageDate"] + 1)
             msg = make_message(world.rng, conv, channel, stamp)
             loc.extra["messages"][msg["id"]] = msg
+            loc.extra.pop("_export_cache", None)
             conversations[conv["id"]] = {**conv, "lastMessageDate": stamp, "dateUpdated": stamp,
                                          "lastMessageType": msg["messageType"], "lastMessageBody": msg["body"]}
             ids.append(msg["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 from functools import partial
 from typing import Any
 
@@ -146,22 +147,39 @@ def export_messages(world: World, call: Call) -> dict[str, Any]:
     lo = ms_of(q["startDate"]) if q.get("startDate") else None
     hi = ms_of(q["endDate"]) if q.get("endDate") else None
     with world.lock:
+        keys = _export_keys(loc, channel, field)  # ascending (stamp, id, added, message)
+        if lo is not None or hi is not None:
+            keys = [k for k in keys if (lo is None or k[2] >= lo) and (hi is None or k[2] <= hi)]
+        total = len(keys)
+        if q.get("cursor"):
+            try:
+                stamp, mid = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
+            except ValueError:
+                raise unprocessable("cursor is invalid") from None
+            cut = bisect.bisect_left(keys, (stamp, mid)) if descending else bisect.bisect_right(keys, (stamp, mid))
+            if not descending:
+                while cut < len(keys) and (keys[cut][0], keys[cut][1]) <= (stamp, mid):
+                    cut += 1
+            keys = keys[:cut] if descending else keys[cut:]
+        window = keys[-limit:][::-1] if descending else keys[:limit]
+        more = len(keys) > limit
+        page = [(k[0], k[1], k[3]) for k in window]
+    next_cursor = None
+    if more:
+        next_cursor = base64.urlsafe_b64encode(orjson.dumps([page[-1][0], page[-1][1]])).decode()
+    return {"messages": [t[2] for t in page], "nextCursor": next_cursor, "total": total}
+
+
+def _export_keys(loc: Any, channel: str | None, field: str) -> list[tuple[int, str, int, dict[str, Any]]]:
+    """Sorted export view per (channel, field), cached until messages change (the export is hot)."""
+    cache: dict[tuple[str | None, str], Any] = loc.extra.setdefault("_export_cache", {})
+    key = (channel, field)
+    if key not in cache:
         rows = [m for m in loc.extra["messages"].values()
                 if (m["messageType"] == "TYPE_EMAIL") == (channel == "Email")
-                and (channel in (None, "Email") or m["messageType"] == _channel_type(channel))
-                and (lo is None or ms_of(m["dateAdded"]) >= lo) and (hi is None or ms_of(m["dateAdded"]) <= hi)]
-    keyed = sorted(((ms_of(m[field]), m["id"], m) for m in rows), key=lambda t: (t[0], t[1]), reverse=descending)
-    if q.get("cursor"):
-        try:
-            stamp, mid = orjson.loads(base64.urlsafe_b64decode(q["cursor"]))
-        except ValueError:
-            raise unprocessable("cursor is invalid") from None
-        keyed = [t for t in keyed if ((t[0], t[1]) < (stamp, mid) if descending else (t[0], t[1]) > (stamp, mid))]
-    page = keyed[:limit]
-    next_cursor = None
-    if len(keyed) > limit:
-        next_cursor = base64.urlsafe_b64encode(orjson.dumps([page[-1][0], page[-1][1]])).decode()
-    return {"messages": [t[2] for t in page], "nextCursor": next_cursor, "total": len(rows)}
+                and (channel in (None, "Email") or m["messageType"] == _channel_type(channel))]
+        cache[key] = sorted((ms_of(m[field]), m["id"], ms_of(m["dateAdded"]), m) for m in rows)
+    return cache[key]  # type: ignore[no-any-return]
 
 
 def _channel_type(channel: str) -> str:
