@@ -71,23 +71,29 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
                                                 "BENCH_PAGE_SIZE": str(page_size),
                                                 "BENCH_VARIANT": "json" if mode == "baseline_json" else ""})
     capped = timed_out = False
+    finished: tuple[int, int, Any] | None = None
+    watched = None
     if memory_cap_gb or timeout_s:
         import psutil
 
         watched = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                if memory_cap_gb and watched.memory_info().rss > memory_cap_gb * 1024**3:
-                    capped = True
-                elif timeout_s and time.monotonic() - started > timeout_s:
-                    timed_out = True
-                if capped or timed_out:
-                    proc.kill()
-                    break
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.2)
-    _, status, usage = os.wait4(proc.pid, 0)
+    while watched is not None:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # reaps with rusage; Popen.poll would lose it
+        if pid:
+            finished = (pid, status, usage)
+            break
+        try:
+            if memory_cap_gb and watched.memory_info().rss > memory_cap_gb * 1024**3:
+                capped = True
+            elif timeout_s and time.monotonic() - started > timeout_s:
+                timed_out = True
+        except psutil.NoSuchProcess:
+            pass
+        if capped or timed_out:
+            proc.kill()
+            break
+        time.sleep(0.2)
+    _, status, usage = finished or os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
     report: dict[str, Any] = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
     if status != 0 or not out.exists():
