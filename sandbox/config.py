@@ -17,6 +17,9 @@ KEEP = Keep.KEEP
 
 @dataclass(frozen=True)
 class SandboxConfig:
+    """Everything that shapes a sandbox. One seed gives the same ids, tokens, data and faults; the
+    company id is derived from it. Limits and lag default to HighLevel's documented behaviour."""
+
     seed: int = 7
     # one location per entry; the first is the big one (> 10,000 so the search window cap matters)
     contacts_per_location: tuple[int, ...] = (12_500, 300, 40)

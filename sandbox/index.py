@@ -33,11 +33,14 @@ class IndexedRecords:
         self._applied: dict[str, int] = {}  # newest write applied per record
 
     def seed(self, records: list[Record]) -> None:
-        """Initial data: visible at once (it was written long ago)."""
+        """Initial data: visible at once (it was written long ago). The sorted views are built
+        now, so the first search does not pay for them."""
         for record in records:
             self.truth[record["id"]] = record
             self.visible[record["id"]] = record
         self._sorted.clear()
+        for name in self._keys:
+            self.sorted_keys(name)
 
     def write(self, record_id: str, record: Record | None, lag_s: float) -> None:
         """Create/update (record) or delete (None); search sees it after `lag_s`."""

@@ -59,6 +59,10 @@ class World:
         finally:
             if collecting:
                 gc.enable()
+                # One full collection now moves the seeded objects to the oldest generation; left
+                # young, the first collections after seeding would each rescan them all and stall
+                # whichever request triggered them for a second or more.
+                gc.collect()
 
     def _seed_location(self, index: int, n_contacts: int) -> None:
         rng = random.Random(f"{self.config.seed}/{index}")  # per location: sizes of others don't shift it

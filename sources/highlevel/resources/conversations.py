@@ -17,7 +17,7 @@ import dlt
 
 from .. import settings
 from ..normalize import convert_timestamps
-from ..paginators import export_cursor_pages, sort_value_pages
+from ..paginators import export_cursor_pages, prefetch, sort_value_pages
 from .columns import json_column, text, ts
 from .context import LocationContext, ResourceReport
 from .cursors import LocationCursor
@@ -60,7 +60,7 @@ def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
 
     params = {"locationId": ctx.location_id, "sortBy": "last_message_date", "sort": "desc"}
     pages = sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate")
-    yield from newest_first(pages, ctx, cursor, CONVERSATION_TIMESTAMPS, report,
+    yield from newest_first(ahead_on_backfill(pages, cursor), ctx, cursor, CONVERSATION_TIMESTAMPS, report,
                             lambda row: row.get("lastMessageDate") or row.get("dateUpdated") or row.get("dateAdded"))
     cursor.finish()
 
@@ -86,10 +86,15 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
             return ctx.client.get(settings.MESSAGES_EXPORT, version=settings.VERSION_2021_04_15,
                                   location_id=ctx.location_id, params=query)
 
-        # no prefetch here: the walk stops early, pages fetched ahead would be wasted requests
-        yield from newest_first(export_cursor_pages(fetch, params, "messages"), ctx, cursor, MESSAGE_TIMESTAMPS,
-                                report, _changed)
+        pages = ahead_on_backfill(export_cursor_pages(fetch, params, "messages"), cursor)
+        yield from newest_first(pages, ctx, cursor, MESSAGE_TIMESTAMPS, report, _changed)
         cursor.finish()
+
+
+def ahead_on_backfill(pages: Iterator[list[dict[str, Any]]], cursor: LocationCursor) -> Iterator[list[dict[str, Any]]]:
+    """Fetch ahead only when every page will be read (no cursor yet). An incremental walk stops
+    early, and pages fetched ahead of that stop would be wasted requests."""
+    return prefetch(pages) if cursor.stored is None and cursor.ctx.options.start_date is None else pages
 
 
 def newest_first(
