@@ -23,12 +23,12 @@ from typing import Any
 import dlt
 
 from .. import settings
-from ..normalize import custom_value_tombstone, shape_contact, to_iso_z
+from ..normalize import shape_contact, to_iso_z
 from ..paginators import prefetch, search_after_pages
 from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
-from .deletions import hard_delete_rows, value_tombstones
+from .records import RecordTables
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     reconcile = ctx.options.reconcile
     # a location's first load has no old custom values to clear
     clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
+    tables = RecordTables(ctx, "contacts", row_hints, value_hints, "contact_id", clear_old_values)
     listed: set[str] = set()
     ignored_filter = 0
     last_log = time.monotonic()
@@ -113,8 +114,6 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     body = _search_body(ctx.location_id, None if reconcile else since, until)
     pages = search_after_pages(fetch, body, "contacts", ctx.options.contacts_page_size)
     for page, response in prefetch(pages):
-        rows: list[dict[str, Any]] = []
-        values: list[dict[str, Any]] = []
         for contact in page:
             listed.add(str(contact.get("id")))
             if contact.get("id") in deleted:
@@ -125,26 +124,15 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
                 ignored_filter += 0 if reconcile else 1  # not a change: the API ignored the filter
                 continue
             cursor.observe(changed)
-            rows.append(row)
-            if value_rows:
-                values.extend(value_rows)
-            elif clear_old_values:
-                values.append(custom_value_tombstone("contact_id", row["id"], ctx.location_id))
+            tables.add(row, value_rows)
         seen += len(page)
-        report.rows += len(rows)
-        if rows:
-            yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
-        if values:
-            yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
+        yield from tables.flush()
         cursor.save()
         if time.monotonic() - last_log > 5:
             last_log = time.monotonic()
             logger.info("location %s contacts: %d of %s read", ctx.location_id, seen, response.get("total", "?"))
 
-    gone = deleted | (set(ctx.sweep("contacts", listed)) if reconcile and until is None else set())
-    if gone:
-        yield dlt.mark.with_hints(hard_delete_rows(ctx, "contacts", gone), row_hints, create_table_variant=True)
-        yield dlt.mark.with_hints(value_tombstones(ctx, "contact_id", gone), value_hints, create_table_variant=True)
+    yield from tables.delete(deleted | (set(ctx.sweep("contacts", listed)) if reconcile and until is None else set()))
     if ignored_filter:
         report.warnings.append(
             f"contacts search returned {ignored_filter} rows outside the window: the dateUpdated "

@@ -19,13 +19,13 @@ import dlt
 
 from .. import settings
 from ..errors import ApiError, AuthError
-from ..normalize import convert_timestamps, custom_value_row, custom_value_tombstone, to_iso_z, to_utc
+from ..normalize import convert_timestamps, custom_value_row, to_iso_z, to_utc
 from ..paginators import prefetch, search_after_pages, start_after_pages
 from .columns import json_column, location_key, text, ts
 from .contacts import custom_values_hints
 from .context import LocationContext
 from .cursors import LocationCursor
-from .deletions import hard_delete_rows, value_tombstones
+from .records import RecordTables
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +81,14 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
     value_hints = custom_values_hints("opportunity_custom_field_values", "opportunity_id")
     row_hints = dlt.mark.make_hints(table_name="opportunities", write_disposition="merge", primary_key="id",
                                     columns=OPPORTUNITY_COLUMNS)
-    report = ctx.report("opportunities")
     since, until = cursor.window_start(), ctx.options.end_date
     deleted = ctx.deleted_ids("opportunities")
     reconcile = ctx.options.reconcile and until is None
     clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
+    tables = RecordTables(ctx, "opportunities", row_hints, value_hints, "opportunity_id", clear_old_values)
     listed: set[str] = set()
 
     for page in prefetch(_changed_pages(ctx, None if reconcile else since, until)):
-        rows, values = [], []
         for record in page:
             listed.add(str(record.get("id")))
             if record.get("id") in deleted:
@@ -101,22 +100,10 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
             if until is not None and changed is not None and changed > until:
                 continue
             cursor.observe(changed)
-            rows.append(row)
-            if value_rows:
-                values.extend(value_rows)
-            elif clear_old_values:
-                values.append(custom_value_tombstone("opportunity_id", row["id"], ctx.location_id))
-        report.rows += len(rows)
-        if rows:
-            yield dlt.mark.with_hints(rows, row_hints, create_table_variant=True)
-        if values:
-            yield dlt.mark.with_hints(values, value_hints, create_table_variant=True)
+            tables.add(row, value_rows)
+        yield from tables.flush()
         cursor.save()
-    gone = deleted | (set(ctx.sweep("opportunities", listed)) if reconcile else set())
-    if gone:
-        yield dlt.mark.with_hints(hard_delete_rows(ctx, "opportunities", gone), row_hints, create_table_variant=True)
-        yield dlt.mark.with_hints(value_tombstones(ctx, "opportunity_id", gone), value_hints,
-                                  create_table_variant=True)
+    yield from tables.delete(deleted | (set(ctx.sweep("opportunities", listed)) if reconcile else set()))
     cursor.finish()
 
 
