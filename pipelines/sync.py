@@ -7,6 +7,7 @@ and after it commits normally. Packages a crashed earlier run left behind are lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -248,11 +249,24 @@ def _loader_format(pipeline: Any) -> str | None:
 
 
 def _finish_pending(pipeline: Any) -> None:
-    """Load packages an interrupted earlier run extracted, before extracting anything new."""
-    if pipeline.has_pending_data:
-        logger.info("loading data left by an interrupted earlier run first")
+    """Load packages an interrupted earlier run extracted, before extracting anything new.
+
+    If they cannot be loaded (a run killed mid-load can leave the destination and the package
+    disagreeing), abort them: dlt restores the cursors and schema to where those packages
+    started, so the rows are read again from HighLevel instead of blocking every later run.
+    """
+    if not pipeline.has_pending_data:
+        return
+    logger.info("loading data left by an interrupted earlier run first")
+    try:
         pipeline.normalize()
         pipeline.load().raise_on_failed_jobs()
+    except Exception as exc:
+        logger.warning("data left by an interrupted run could not be loaded (%s); discarding it, cursors are "
+                       "rewound so this run reads those rows again", describe_failure(exc))
+        pipeline.abort_packages()
+        with contextlib.suppress(Exception):
+            pipeline.load()  # completes the aborted package's record
 
 
 def duckdb_destination(path: str | Path) -> Destination[Any, Any]:

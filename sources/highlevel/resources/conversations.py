@@ -31,7 +31,6 @@ CONVERSATION_COLUMNS: dict[str, Any] = {
     "last_message_date": ts(dedup_sort="desc"),
     "date_added": ts(),
     "date_updated": ts(),
-    "last_manual_message_date": ts(),
     "tags": json_column(),
     "followers": json_column(),
 }
