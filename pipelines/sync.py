@@ -19,7 +19,7 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from sources.highlevel import RESOURCE_NAMES, SyncOptions, highlevel_source, location_context
+from sources.highlevel import SyncOptions, highlevel_source, location_context, select_resources
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, LocationInactive, QuotaExhausted
@@ -88,16 +88,6 @@ class SyncResult:
         return dict(sorted(totals.items()))
 
 
-def resolve_resources(names: Sequence[str] | None) -> list[str]:
-    selected = [n.strip() for n in names or RESOURCE_NAMES if n.strip()]
-    unknown = sorted(set(selected) - set(RESOURCE_NAMES))
-    if unknown:
-        raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
-    if not selected:
-        raise ConfigError(f"no resources selected; choose from {', '.join(RESOURCE_NAMES)}")
-    return selected
-
-
 def make_pipeline(request: SyncRequest) -> Any:
     kwargs: dict[str, Any] = {"pipelines_dir": request.pipelines_dir} if request.pipelines_dir else {}
     return dlt.pipeline(
@@ -121,7 +111,7 @@ def run_sync(
     """
     started = time.monotonic()
     config = config or load_config()
-    resources = resolve_resources(request.resources)
+    resources = select_resources(request.resources)
     if auth is None:
         credentials = resolve_credentials(config, request.locations)
     else:

@@ -24,7 +24,7 @@ from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 
-__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source"]
+__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source", "select_resources"]
 
 RESOURCE_NAMES = settings.RESOURCE_NAMES
 
@@ -35,10 +35,7 @@ def highlevel_source(
     resources: Sequence[str] | None = None,
 ) -> Any:
     """All resources of one location, or the `resources` subset (names from RESOURCE_NAMES)."""
-    selected = list(resources or RESOURCE_NAMES)
-    unknown = sorted(set(selected) - set(RESOURCE_NAMES))
-    if unknown:
-        raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
+    selected = select_resources(resources)
     factories = {
         "contacts": contacts,
         "opportunities": opportunities,
@@ -54,6 +51,17 @@ def highlevel_source(
     }
     built: list[DltResource] = [factories[name](ctx) for name in RESOURCE_NAMES if name in selected]
     return built
+
+
+def select_resources(names: Sequence[str] | None) -> list[str]:
+    """The resources to run (all by default); unknown or empty selections are a ConfigError."""
+    selected = [n.strip() for n in names or RESOURCE_NAMES if n.strip()]
+    unknown = sorted(set(selected) - set(RESOURCE_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
+    if not selected:
+        raise ConfigError(f"no resources selected; choose from {', '.join(RESOURCE_NAMES)}")
+    return selected
 
 
 def location_context(
