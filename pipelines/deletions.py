@@ -27,14 +27,18 @@ def open_inbox(path: str | None) -> Any:
     return Inbox(path)
 
 
-def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool) -> None:
-    """Load pending deletions (and, for a sweep, the ids already loaded) into the context."""
+def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, resources: list[str]) -> None:
+    """Load pending deletions (and, for a sweep, the ids already loaded) into the context.
+
+    Only for the resources this run syncs: the others' tombstones stay pending until a run applies them.
+    """
     if inbox is not None:
         for deletion in inbox.pending_deletions(ctx.location_id):
-            ctx.deletions.setdefault(deletion.resource, []).append(
-                {"id": deletion.id, "deleted_at": deletion.deleted_at, "detected_by": deletion.detected_by})
+            if deletion.resource in resources:
+                ctx.deletions.setdefault(deletion.resource, []).append(
+                    {"id": deletion.id, "deleted_at": deletion.deleted_at, "detected_by": deletion.detected_by})
     if reconcile:
-        for resource in SWEPT_RESOURCES:
+        for resource in (r for r in SWEPT_RESOURCES if r in resources):
             ctx.known_ids[resource] = loaded_ids(pipeline, resource, ctx.location_id)
 
 

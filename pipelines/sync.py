@@ -19,7 +19,7 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 
-from sources.highlevel import SyncOptions, highlevel_source, location_context, select_resources
+from sources.highlevel import SyncOptions, highlevel_source, location_context, select_resources, warm_resources
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, LocationInactive, QuotaExhausted
@@ -35,6 +35,8 @@ DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
 # resources whose deletions the `deletions` table records
 DELETABLE = {"contacts", "opportunities", "appointments"}
 DEFAULT_DATASET = "highlevel"
+# extracted rows that trigger a normalize + load before the next resource (smaller ones batch up)
+LOAD_BATCH_ROWS = 10_000
 
 
 @dataclass
@@ -125,6 +127,7 @@ def run_sync(
         end_date=request.end_date,
         overlap=config.overlap,
         contacts_page_size=config.contacts_page_size,
+        chunk_rows=config.chunk_rows,
         full_refresh=request.full_refresh,
         reconcile=request.reconcile,
     )
@@ -169,32 +172,43 @@ def _sync_location(
     result = LocationResult(location_id)
     started = time.monotonic()
     ctx = location_context(client, location_id, company_id, options)
-    deletions.prepare(ctx, inbox, pipeline, options.reconcile)
-    # One extract per resource: dlt commits a resource's rows and cursor together or not at all,
-    # so a failing resource costs nothing to the others.
-    for name in resources:
-        logger.info("location %s: extracting %s", location_id, name)
-        try:
-            pipeline.extract(highlevel_source(ctx, [name]), loader_file_format=loader_format)
-        except Exception as exc:
-            result.resource_errors[name] = describe_failure(exc)
-            deletions.forget(ctx, name)
-            logger.debug("location %s resource %s failed", location_id, name, exc_info=True)
-            if _is_location_fatal(exc):
-                break  # the token or the sub-account is the problem: other resources would fail alike
-    try:
-        logger.info("location %s: normalizing and loading", location_id)
-        pipeline.normalize()
-        info = pipeline.load()
-        info.raise_on_failed_jobs()
-        counts = pipeline.last_trace.last_normalize_info.row_counts
-        result.rows = {t: n for t, n in counts.items() if not t.startswith("_dlt")}
-        if "deletions" not in result.resource_errors:
-            deletions.commit(ctx, inbox)
-    except Exception as exc:
-        result.error = f"loading into the destination failed: {describe_failure(exc)}; the data stays queued " \
-                       "and the next run loads it first"
-        logger.debug("location %s load failed", location_id, exc_info=True)
+    deletions.prepare(ctx, inbox, pipeline, options.reconcile, resources)
+    # One extract per resource (per chunk for long reads): dlt commits a resource's rows and cursor
+    # together or not at all, so a failing resource costs nothing to the others. Big extracts are
+    # normalized and loaded before the next one is read: the rate limit is a sliding window, so the
+    # budget refills while the CPU works and the next resource starts with a burst, and the run ends
+    # with a small load instead of one big one. Small extracts wait and share a load.
+    unloaded = 0
+    stop = False
+    for index, name in enumerate(resources):
+        report = ctx.report(name)
+        more = True
+        while more and not stop:
+            logger.info("location %s: extracting %s", location_id, name)
+            report.more, rows_before = False, report.rows
+            try:
+                pipeline.extract(highlevel_source(ctx, [name]), loader_file_format=loader_format)
+            except Exception as exc:
+                result.resource_errors[name] = describe_failure(exc)
+                deletions.forget(ctx, name)
+                logger.debug("location %s resource %s failed", location_id, name, exc_info=True)
+                # the token or the sub-account is the problem: other resources would fail alike
+                stop = _is_location_fatal(exc)
+                break
+            more = report.more
+            unloaded += report.rows - rows_before
+            if more or unloaded >= LOAD_BATCH_ROWS:
+                # requests for what comes next go out while this CPU-bound step runs
+                warm_resources(ctx, resources[index + 1:], pipeline.state)
+                stop = not _load(pipeline, result)
+                unloaded = 0
+        if stop:
+            break
+    ctx.close_warm()
+    if result.error is None and pipeline.has_pending_data:
+        _load(pipeline, result)
+    if result.error is None and "deletions" in resources and "deletions" not in result.resource_errors:
+        deletions.commit(ctx, inbox)
     if result.resource_errors and result.error is None:
         result.error = "; ".join(f"{name}: {message}" for name, message in result.resource_errors.items())
     result.stats = client.stats.get(location_id, LocationStats())
@@ -202,6 +216,23 @@ def _sync_location(
     result.notes = {name: report.requests_note for name, report in ctx.reports.items() if report.requests_note}
     result.seconds = time.monotonic() - started
     return result
+
+
+def _load(pipeline: Any, result: LocationResult) -> bool:
+    """Normalize and load what the extracts queued; count its rows, or record why it failed."""
+    logger.info("location %s: normalizing and loading", result.location_id)
+    try:
+        pipeline.normalize()
+        pipeline.load().raise_on_failed_jobs()
+    except Exception as exc:
+        result.error = f"loading into the destination failed: {describe_failure(exc)}; the data stays queued " \
+                       "and the next run loads it first"
+        logger.debug("location %s load failed", result.location_id, exc_info=True)
+        return False
+    for table, count in pipeline.last_trace.last_normalize_info.row_counts.items():
+        if not table.startswith("_dlt"):
+            result.rows[table] = result.rows.get(table, 0) + count
+    return True
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -2,7 +2,7 @@
 
 Random faults (`set`) are drawn from a seeded rng, so a run with the same requests meets the same
 faults. One-shot faults (`fail_next`, `garbage_next`) hit the next n matching API requests
-before any random fault is drawn. Control routes are never affected.
+(optionally after letting `after` of them through) before any random fault is drawn. Control routes are never affected.
 """
 
 from __future__ import annotations
@@ -66,17 +66,21 @@ class Faults:
             if path_prefix is not KEEP:
                 self.path_prefix = None if path_prefix is None else str(path_prefix)
 
-    def fail_next(self, n: int, status: int, path_prefix: str | None = None) -> None:
+    def fail_next(self, n: int, status: int, path_prefix: str | None = None, after: int = 0) -> None:
         """The next n API requests (under `path_prefix`, if given) answer `status`."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status}")
-        with self._lock:
-            self._queue.extend(("status", status, path_prefix) for _ in range(n))
+        self._enqueue("status", status, path_prefix, n, after)
 
-    def garbage_next(self, n: int, path_prefix: str | None = None) -> None:
+    def garbage_next(self, n: int, path_prefix: str | None = None, after: int = 0) -> None:
         """The next n API requests (under `path_prefix`, if given) get a 200 with an HTML body."""
+        self._enqueue("garbage", 200, path_prefix, n, after)
+
+    def _enqueue(self, kind: str, status: int, path_prefix: str | None, n: int, after: int) -> None:
+        """`after` matching requests pass untouched first (a failure in the middle of a long read)."""
         with self._lock:
-            self._queue.extend(("garbage", 200, path_prefix) for _ in range(n))
+            self._queue.extend(("none", 200, path_prefix) for _ in range(after))
+            self._queue.extend((kind, status, path_prefix) for _ in range(n))
 
     def draw(self, path: str) -> Fault:
         """The fault (possibly none) for one API request to `path`."""
@@ -84,7 +88,7 @@ class Faults:
             for i, (kind, status, prefix) in enumerate(self._queue):
                 if prefix is None or path.startswith(prefix):
                     del self._queue[i]
-                    return Fault(kind, status)
+                    return NO_FAULT if kind == "none" else Fault(kind, status)
             if self.path_prefix and not path.startswith(self.path_prefix):
                 return NO_FAULT
             if self.error_rate and self._rng.random() < self.error_rate:

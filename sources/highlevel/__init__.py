@@ -7,6 +7,7 @@ client (`client.py`) for pages.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +20,13 @@ from .errors import ConfigError
 from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
 from .resources.context import LocationContext, SyncOptions
-from .resources.conversations import conversations, messages
+from .resources.conversations import conversations, messages, warm
 from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 
-__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source", "select_resources"]
+__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source", "select_resources",
+           "warm_resources"]
 
 RESOURCE_NAMES = settings.RESOURCE_NAMES
 
@@ -69,3 +71,14 @@ def location_context(
 ) -> LocationContext:
     return LocationContext(client=client, location_id=location_id, company_id=company_id,
                            options=options or SyncOptions())
+
+
+def warm_resources(ctx: LocationContext, names: Sequence[str], pipeline_state: dict[str, Any]) -> None:
+    """Start the page streams of upcoming resources that can begin before their extract.
+
+    `pipeline_state` is the pipeline's state as the caller sees it between extracts; each resource
+    gets a copy of its own part, to read its cursor from.
+    """
+    states = pipeline_state.get("sources", {}).get("highlevel", {}).get("resources", {})
+    for name in names:
+        warm(ctx, name, copy.deepcopy(states.get(name, {})))

@@ -32,6 +32,7 @@ class SourceConfig:
     start_date: datetime | None = None
     overlap: timedelta = settings.DEFAULT_OVERLAP
     contacts_page_size: int = settings.CONTACTS_PAGE_LIMIT_MAX
+    chunk_rows: int = settings.DEFAULT_CHUNK_ROWS
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
     timeout_s: float = settings.DEFAULT_TIMEOUT_S
 
@@ -57,6 +58,7 @@ def load_config(**overrides: Any) -> SourceConfig:
         "start_date": _lookup("start_date"),
         "overlap_minutes": _lookup("overlap_minutes"),
         "contacts_page_size": _lookup("contacts_page_size"),
+        "chunk_rows": _lookup("chunk_rows"),
         "max_attempts": _lookup("max_attempts"),
         "timeout_s": _lookup("timeout_s"),
     }
@@ -87,6 +89,7 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         overlap=timedelta(minutes=_number("overlap_minutes", raw.get("overlap_minutes"), 5, 0, 24 * 60)),
         contacts_page_size=int(_number("contacts_page_size", raw.get("contacts_page_size"),
                                        settings.CONTACTS_PAGE_LIMIT_MAX, 1, settings.CONTACTS_PAGE_LIMIT_MAX)),
+        chunk_rows=int(_number("chunk_rows", raw.get("chunk_rows"), settings.DEFAULT_CHUNK_ROWS, 0, 10_000_000)),
         max_attempts=int(_number("max_attempts", raw.get("max_attempts"), settings.DEFAULT_MAX_ATTEMPTS, 1, 50)),
         timeout_s=_number("timeout_s", raw.get("timeout_s"), settings.DEFAULT_TIMEOUT_S, 1, 600),
     )

@@ -31,16 +31,20 @@ def search_after_pages(
     items_key: str,
     page_size: int,
     size_field: str = "pageLimit",
+    after: list[Any] | None = None,
 ) -> Iterator[tuple[Page, dict[str, Any]]]:
     """Page a search endpoint with `searchAfter` (contacts and opportunity search).
 
     Page numbers stop at 10,000 hits; `searchAfter` (the last row's sort values) does not. A page
     shorter than `page_size` is the last one, which saves the empty trailing request. Yields
-    `(rows, response)` so callers can read `total`.
+    `(rows, response)` so callers can read `total`. `after` resumes a walk an earlier request
+    stopped: it is a sort-value marker, not a server-side scroll, so it stays valid.
     """
     request = dict(body)
     request[size_field] = page_size
     request.pop("page", None)
+    if after:
+        request["searchAfter"] = after
     seen: set[str] = set()
     while True:
         response = fetch(request)
@@ -151,49 +155,96 @@ def sort_value_pages(
         query = {**query, "startAfterDate": value}
 
 
+class RowLimit:
+    """Ends a page stream once `max_rows` rows went by, so one extract stays a bounded chunk.
+
+    Wrap the pages *before* `prefetch`, so the fetching thread stops too and no request is
+    wasted. `cut` says the stream was cut short (the last page was full, more would follow).
+    """
+
+    def __init__(self, max_rows: int | None, page_size: int) -> None:
+        self.max_rows = max_rows
+        self.page_size = page_size
+        self.rows = 0
+        self.cut = False
+
+    def __call__(self, pages: Iterable[tuple[Page, Any]]) -> Iterator[tuple[Page, Any]]:
+        for page, extra in pages:
+            yield page, extra
+            self.rows += len(page)
+            if self.max_rows and self.rows >= self.max_rows and len(page) >= self.page_size:
+                self.cut = True
+                return
+
+
 _DONE = object()
 
 
-def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Fetch the next pages in a background thread while the caller processes the current one.
+class Prefetcher(Iterator[T]):
+    """Fetches pages in a background thread, at most `depth` ahead of the consumer.
 
-    Paging cursors come from the page just fetched, so the fetching thread can run ahead on its
-    own; `depth` bounds how far (memory stays flat). Errors surface in the caller at the point
-    they happened; closing the generator stops the thread.
+    Paging cursors come from the page just fetched, so the thread can run ahead on its own. Built
+    with `start=True` it begins at once: a later resource's first pages arrive while the CPU is
+    busy loading an earlier one (see `warm`). Errors surface in the consumer at the point they
+    happened; `close()` (or finishing) stops the thread.
     """
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
+    def __init__(self, pages: Iterable[T], depth: int = 2, start: bool = False) -> None:
+        self._pages = pages
+        self._buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._produce, name="highlevel-prefetch", daemon=True)
+        self._done = False
+        if start:
+            self._worker.start()
+
+    def _produce(self) -> None:
         try:
-            for page in pages:
-                while not stop.is_set():
+            for page in self._pages:
+                while not self._stop.is_set():
                     try:
-                        buffer.put(("page", page), timeout=0.1)
+                        self._buffer.put(("page", page), timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            buffer.put(("done", _DONE))
+            self._buffer.put(("done", _DONE))
         except BaseException as exc:  # handed to the consumer, raised there
-            buffer.put(("error", exc))
+            self._buffer.put(("error", exc))
 
-    worker = threading.Thread(target=produce, name="highlevel-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = buffer.get()
-            if kind == "page":
-                yield item
-            elif kind == "error":
-                raise item
-            else:
-                return
-    finally:
-        stop.set()
-        while worker.is_alive():
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        if not self._worker.is_alive() and self._worker.ident is None:
+            self._worker.start()
+        kind, item = self._buffer.get()
+        if kind == "page":
+            return item  # type: ignore[no-any-return]
+        self.close()
+        if kind == "error":
+            raise item
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop fetching; pages already fetched are dropped."""
+        self._done = True
+        self._stop.set()
+        while self._worker.is_alive():
             try:
-                buffer.get_nowait()
+                self._buffer.get_nowait()
             except queue.Empty:
-                worker.join(timeout=0.1)
+                self._worker.join(timeout=0.1)
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Fetch the next pages in a background thread while the caller processes the current one;
+    `depth` bounds how far ahead (memory stays flat). Closing the generator stops the thread."""
+    fetcher = Prefetcher(pages, depth)
+    try:
+        yield from fetcher
+    finally:
+        fetcher.close()

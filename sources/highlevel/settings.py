@@ -45,6 +45,9 @@ APPOINTMENT_LOOKAHEAD = timedelta(days=365)
 APPOINTMENT_DEFAULT_HISTORY = timedelta(days=3 * 365)  # first-run backfill when start_date is unset
 
 # Incremental behaviour
+# contacts per extract chunk: bounds memory (a 100k-row DuckDB load alone peaks near 650 MB) and
+# commits progress through a long backfill; each chunk costs one normalize + load (~0.5 s)
+DEFAULT_CHUNK_ROWS = 25_000
 DEFAULT_OVERLAP = timedelta(minutes=5)  # covers the asynchronous search index lag (seconds) generously
 
 # Rate limits (per app, per location). Used until the first response tells us the real numbers.

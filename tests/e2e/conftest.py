@@ -27,15 +27,16 @@ class Harness:
         self.big = sandbox.location_ids[0]
 
     def run(self, locations: list[str] | None = None, client_options: dict[str, Any] | None = None,
-            **request: Any) -> SyncResult:
+            config: dict[str, Any] | None = None, **request: Any) -> SyncResult:
         locations = locations or [self.big]
-        config = validate({"base_url": self.sb.base_url, "location_ids": locations, "max_attempts": 6})
+        settings = validate({"base_url": self.sb.base_url, "location_ids": locations, "max_attempts": 6,
+                             **(config or {})})
         auth = StaticAuthProvider({loc: self.sb.token_for(loc) for loc in self.sb.location_ids})
         request.setdefault("resources", CONTACT_RESOURCES)
         sync = SyncRequest(destination=duckdb_destination(self.db_path), pipelines_dir=str(self.pipelines_dir),
                            **request)
         options = {"backoff_base_s": 0.05, "backoff_max_s": 0.5, **(client_options or {})}
-        return run_sync(sync, config=config, auth=auth, client_options=options)
+        return run_sync(sync, config=settings, auth=auth, client_options=options)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.db_path), read_only=True) as con:

@@ -23,8 +23,8 @@ from typing import Any
 import dlt
 
 from .. import settings
-from ..normalize import shape_contact, to_iso_z
-from ..paginators import prefetch, search_after_pages
+from ..normalize import shape_contact, to_iso_z, to_utc
+from ..paginators import RowLimit, prefetch, search_after_pages
 from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
@@ -90,20 +90,29 @@ def contact_hints() -> Any:
 def contacts(ctx: LocationContext) -> Iterator[Any]:
     """Changed contacts of one location (all of them on the first run) plus their custom values."""
     cursor = LocationCursor(ctx, "contacts")
-    since, until = cursor.window_start(), ctx.options.end_date
+    until = ctx.options.end_date
     report = ctx.report("contacts")
+    reconcile = ctx.options.reconcile
+    # a long read goes in chunks, one extract each; a sweep must see every id in one extract
+    chunked = not reconcile and not cursor.stateless and ctx.options.chunk_rows > 0
+    point = cursor.resume_point() if chunked else None
+    if point is not None:
+        since, after, seen = to_utc(point.get("since")), point.get("after"), int(point.get("read", 0))
+        # earlier chunks loaded values; a contact changed since then comes again and replaces them
+        clear_old_values = True
+        logger.info("location %s contacts: continuing a chunked read after %d contacts", ctx.location_id, seen)
+    else:
+        since, after, seen = cursor.window_start(), None, 0
+        # a location's first load has no old custom values to clear
+        clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
     definitions = {str(d.get("id")): d for d in ctx.custom_field_definitions()}
     value_hints = custom_values_hints("contact_custom_field_values", "contact_id")
     row_hints = contact_hints()
     deleted = ctx.deleted_ids("contacts")
-    reconcile = ctx.options.reconcile
-    # a location's first load has no old custom values to clear
-    clear_old_values = cursor.stored is not None or ctx.options.full_refresh or until is not None
     tables = RecordTables(ctx, "contacts", row_hints, value_hints, "contact_id", clear_old_values)
     listed: set[str] = set()
     ignored_filter = 0
     last_log = time.monotonic()
-    seen = 0
 
     def fetch(request: dict[str, Any]) -> dict[str, Any]:
         return ctx.client.post(
@@ -112,8 +121,10 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
 
     # a reconcile sweep lists every contact (no filter) to find the ones that disappeared
     body = _search_body(ctx.location_id, None if reconcile else since, until)
-    pages = search_after_pages(fetch, body, "contacts", ctx.options.contacts_page_size)
-    for page, response in prefetch(pages):
+    page_size = ctx.options.contacts_page_size
+    limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size)
+    last_page: list[dict[str, Any]] = []
+    for page, response in prefetch(limit(search_after_pages(fetch, body, "contacts", page_size, after=after))):
         for contact in page:
             listed.add(str(contact.get("id")))
             if contact.get("id") in deleted:
@@ -126,18 +137,25 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
             cursor.observe(changed)
             tables.add(row, value_rows)
         seen += len(page)
+        last_page = page
         yield from tables.flush()
         cursor.save()
         if time.monotonic() - last_log > 5:
             last_log = time.monotonic()
             logger.info("location %s contacts: %d of %s read", ctx.location_id, seen, response.get("total", "?"))
 
-    yield from tables.delete(deleted | (set(ctx.sweep("contacts", listed)) if reconcile and until is None else set()))
     if ignored_filter:
         report.warnings.append(
             f"contacts search returned {ignored_filter} rows outside the window: the dateUpdated "
             "filter looks ignored by the API, so each run scans every contact"
         )
+    if limit.cut:
+        marker = last_page[-1].get("searchAfter") or last_page[-1].get("sort")
+        cursor.stop_at({"since": to_iso_z(since) if since else None, "after": marker, "read": seen})
+        report.more = True
+        return
+    cursor.stop_at(None)
+    yield from tables.delete(deleted | (set(ctx.sweep("contacts", listed)) if reconcile and until is None else set()))
     cursor.finish()
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,9 @@ class SyncOptions:
     appointment_lookback: timedelta = settings.APPOINTMENT_LOOKBACK
     appointment_lookahead: timedelta = settings.APPOINTMENT_LOOKAHEAD
     reconcile: bool = False  # also list every id and report the missing ones as deletions
+    # rows per extract for resources that read in chunks (contacts): each chunk is loaded and its
+    # position committed before the next, so memory stays flat and a crash keeps what was loaded
+    chunk_rows: int = settings.DEFAULT_CHUNK_ROWS
 
 
 @dataclass
@@ -35,6 +39,7 @@ class ResourceReport:
     requests_note: str = ""
     probes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    more: bool = False  # the last extract was one chunk of a longer read: extract again
 
 
 @dataclass
@@ -54,6 +59,10 @@ class LocationContext:
     swept: list[dict[str, Any]] = field(default_factory=list)
     _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # page streams started before their resource's extract (`warm`), taken by the resource
+    warm: dict[str, Iterator[Any]] = field(default_factory=dict)
+    # tells this run's chunk positions from an earlier run's (see LocationCursor.resume_point)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def deleted_ids(self, resource: str) -> set[str]:
         return {str(d["id"]) for d in self.deletions.get(resource, [])}
@@ -66,6 +75,19 @@ class LocationContext:
             self.swept.append({"resource": resource, "id": record_id, "location_id": self.location_id,
                                "deleted_at": now, "detected_by": "sweep"})
         return missing
+
+    def take_warm(self, key: str) -> Iterator[Any] | None:
+        with self._lock:
+            return self.warm.pop(key, None)
+
+    def close_warm(self) -> None:
+        """Stop streams no resource took (it failed or was never reached)."""
+        with self._lock:
+            streams, self.warm = list(self.warm.values()), {}
+        for stream in streams:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
     def report(self, resource: str) -> ResourceReport:
         with self._lock:

@@ -17,7 +17,7 @@ import dlt
 
 from .. import settings
 from ..normalize import convert_timestamps
-from ..paginators import export_cursor_pages, prefetch, sort_value_pages
+from ..paginators import Prefetcher, export_cursor_pages, prefetch, sort_value_pages
 from .columns import json_column, text, ts
 from .context import LocationContext, ResourceReport
 from .cursors import LocationCursor
@@ -52,14 +52,8 @@ EXPORT_PASSES: tuple[str | None, ...] = (None, "Email")
 def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     cursor = LocationCursor(ctx, "conversations")
     report = ctx.report("conversations")
-
-    def fetch(query: dict[str, Any]) -> dict[str, Any]:
-        return ctx.client.get(settings.CONVERSATIONS_SEARCH, version=settings.VERSION_2021_04_15,
-                              location_id=ctx.location_id, params=query)
-
-    params = {"locationId": ctx.location_id, "sortBy": "last_message_date", "sort": "desc"}
-    pages = sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate")
-    yield from newest_first(ahead_on_backfill(pages, cursor), ctx, cursor, CONVERSATION_TIMESTAMPS, report,
+    pages = ctx.take_warm("conversations") or ahead_on_backfill(_conversation_pages(ctx), cursor)
+    yield from newest_first(pages, ctx, cursor, CONVERSATION_TIMESTAMPS, report,
                             lambda row: row.get("lastMessageDate") or row.get("dateUpdated") or row.get("dateAdded"))
     cursor.finish()
 
@@ -76,18 +70,56 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     for channel in EXPORT_PASSES:
         # each pass has its own cursor: the two streams advance independently
         cursor = LocationCursor(ctx, "messages", None if channel is None else channel.lower())
-        params: dict[str, Any] = {"locationId": ctx.location_id, "limit": settings.MESSAGES_EXPORT_LIMIT,
-                                  "sortBy": "updatedAt", "sortOrder": "desc"}
-        if channel:
-            params["channel"] = channel
-
-        def fetch(query: dict[str, Any]) -> dict[str, Any]:
-            return ctx.client.get(settings.MESSAGES_EXPORT, version=settings.VERSION_2021_04_15,
-                                  location_id=ctx.location_id, params=query)
-
-        pages = ahead_on_backfill(export_cursor_pages(fetch, params, "messages"), cursor)
+        pages = ctx.take_warm(f"messages/{channel}") or ahead_on_backfill(_message_pages(ctx, channel), cursor)
         yield from newest_first(pages, ctx, cursor, MESSAGE_TIMESTAMPS, report, _changed)
         cursor.finish()
+
+
+def _conversation_pages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
+    def fetch(query: dict[str, Any]) -> dict[str, Any]:
+        return ctx.client.get(settings.CONVERSATIONS_SEARCH, version=settings.VERSION_2021_04_15,
+                              location_id=ctx.location_id, params=query)
+
+    params = {"locationId": ctx.location_id, "sortBy": "last_message_date", "sort": "desc"}
+    return sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate")
+
+
+def _message_pages(ctx: LocationContext, channel: str | None) -> Iterator[list[dict[str, Any]]]:
+    params: dict[str, Any] = {"locationId": ctx.location_id, "limit": settings.MESSAGES_EXPORT_LIMIT,
+                              "sortBy": "updatedAt", "sortOrder": "desc"}
+    if channel:
+        params["channel"] = channel
+
+    def fetch(query: dict[str, Any]) -> dict[str, Any]:
+        return ctx.client.get(settings.MESSAGES_EXPORT, version=settings.VERSION_2021_04_15,
+                              location_id=ctx.location_id, params=query)
+
+    return export_cursor_pages(fetch, params, "messages")
+
+
+# pages a warm stream may hold before its resource reads them (a messages page is 500 rows)
+WARM_DEPTH = {"conversations": 60, "messages": 40}
+
+
+def warm(ctx: LocationContext, resource: str, state: dict[str, Any]) -> None:
+    """Start a resource's backfill stream now, before its extract, from its state read outside dlt.
+
+    The sync calls this while it normalizes and loads an earlier resource: that CPU work would
+    otherwise leave the location's request budget idle. Only a backfill (no cursor) is warmed:
+    every page of it will be read, whereas an incremental walk stops early and pages fetched
+    ahead of that stop would be wasted requests.
+    """
+    if resource == "conversations":
+        cursor = LocationCursor(ctx, resource, state=state)
+        key, start = "conversations", lambda: _conversation_pages(ctx)
+    elif resource == "messages":
+        cursor = LocationCursor(ctx, resource, state=state)
+        key, start = "messages/None", lambda: _message_pages(ctx, None)
+    else:
+        return
+    if key in ctx.warm or cursor.stored is not None or ctx.options.start_date is not None:
+        return
+    ctx.warm[key] = Prefetcher(start(), depth=WARM_DEPTH[resource], start=True)
 
 
 def ahead_on_backfill(pages: Iterator[list[dict[str, Any]]], cursor: LocationCursor) -> Iterator[list[dict[str, Any]]]:

@@ -3,7 +3,8 @@
 State commits only with a successful extract of the data it describes, so a failed run leaves
 the previous cursor in place. Layout: `resources.<name>.cursors[<location>]` (ISO-8601 UTC) and
 `resources.<name>.last_success[<location>]`; a second stream of a resource is keyed
-`<location>/<stream>`, readable by `highlevel-sync status`.
+`<location>/<stream>`, readable by `highlevel-sync status`. A read split into chunks (one extract
+each) keeps where it stopped in `resources.<name>.resume[<location>]` until it completes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from .context import LocationContext
 class LocationCursor:
     """`stream` separates independent streams of one resource (the message export's email pass)."""
 
-    def __init__(self, ctx: LocationContext, resource: str, stream: str | None = None) -> None:
+    def __init__(self, ctx: LocationContext, resource: str, stream: str | None = None,
+                 state: dict[str, Any] | None = None) -> None:
+        """`state`: the resource's state read outside an extract (a copy, to look, not to save)."""
         self.ctx = ctx
         self.resource = resource
         self.key = ctx.location_id if stream is None else f"{ctx.location_id}/{stream}"
-        self._state: dict[str, Any] = dlt.current.resource_state()
+        self._state: dict[str, Any] = dlt.current.resource_state() if state is None else state
         self._cursors: dict[str, str] = self._state.setdefault("cursors", {})
         options = ctx.options
         # a backfill window (end_date) and --full-refresh neither read nor move the stored cursor
@@ -48,6 +51,31 @@ class LocationCursor:
     def save(self) -> None:
         if self.newest is not None and not self.stateless:
             self._cursors[self.key] = to_iso_z(self.newest)
+
+    def resume_point(self) -> dict[str, Any] | None:
+        """Where an unfinished chunked read stopped, if this run may continue it.
+
+        A crashed run's chunks are kept (their rows are loaded), so the next run continues; a
+        --full-refresh continues only its own chunks, never an older run's read.
+        """
+        if self.stateless:
+            return None
+        point = self._state.get("resume", {}).get(self.key)
+        if not isinstance(point, dict):
+            return None
+        if self.ctx.options.full_refresh and point.get("run") != self.ctx.run_id:
+            return None
+        return point
+
+    def stop_at(self, point: dict[str, Any] | None) -> None:
+        """Record (or, with None, clear) where this chunk stopped; commits with the chunk's rows."""
+        if self.stateless:
+            return
+        if point is None:
+            self._state.get("resume", {}).pop(self.key, None)
+        else:
+            resume = self._state.setdefault("resume", {})
+            resume[self.key] = {**point, "run": self.ctx.run_id}
 
     def finish(self) -> None:
         self.save()
