@@ -118,7 +118,8 @@ def child_source(base: str, location: str, workdir: Path) -> dict[str, Any]:
         SyncRequest(destination=duckdb_destination(workdir / "source.duckdb"), resources=["contacts"],
                     pipelines_dir=str(workdir / "pipelines_source")),
         config=validate({"base_url": base, "location_ids": [location],
-                         "contacts_page_size": os.environ.get("BENCH_PAGE_SIZE", 500)}),
+                         "contacts_page_size": os.environ.get("BENCH_PAGE_SIZE", 500),
+                         "chunk_rows": os.environ.get("BENCH_CHUNK_ROWS")}),
         auth=StaticAuthProvider({location: token}),
     )
     if not result.ok:

@@ -1,9 +1,11 @@
 """Benchmark: a full sync of one big location with the real rate limit (100 requests / 10 s).
 
 Location: 50k contacts, 10k opportunities, 5k conversations, 100k messages, 5k appointments.
-Reports wall time, the request-budget minimum for the requests made (a burst of 100, then 10/s),
-how much of the budget the run used while it was requesting, 429s, and peak RSS of the sync
-process (the sandbox runs in its own process).
+Reports wall time against the request-budget minimum for the requests made (the issue's
+yardstick: requests / 10 per second; and a stricter one that counts the first 100 as a free
+burst), 429s, peak RSS and CPU seconds of the sync process, and the sandbox's CPU seconds (it
+runs in its own process but shares this machine's cores, which the real API would not).
+`BENCH_TIMELINE=1` logs each phase and request with millisecond offsets on stderr.
 
     .venv/bin/python bench/full_sync.py
 """
@@ -71,13 +73,15 @@ def main() -> None:
         sandbox.wait(timeout=30)
     n = len(log)
     span = max(e["ts"] for e in log) - min(e["ts"] for e in log)
-    minimum = max(0.0, (n - 100) / 10.0)
+    # the issue's yardstick: total requests / 10 per second; stricter: the first 100 are a free burst
+    minimum, strict = n / 10.0, max(0.0, (n - 100) / 10.0)
     report = {
         **result, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "sync_cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "requests": n,
         "http_429": sum(1 for e in log if e["status"] == 429), "request_span_s": round(span, 1),
-        "budget_minimum_s": minimum, "budget_used_while_requesting": round(minimum / span, 3) if span else None,
-        "budget_used_end_to_end": round(minimum / wall, 3),
+        "budget_minimum_s": minimum, "budget_used_end_to_end": round(minimum / wall, 3),
+        "budget_minimum_after_burst_s": strict, "budget_used_end_to_end_after_burst": round(strict / wall, 3),
+        "budget_used_while_requesting_after_burst": round(strict / span, 3) if span else None,
     }
     print(json.dumps(report, indent=2))
     with (ROOT / "bench" / "results" / "full_sync.jsonl").open("a") as fh:

@@ -27,6 +27,7 @@ def collect_status(pipeline: Any) -> list[dict[str, Any]]:
     except Exception:  # no destination yet: state alone is still useful
         pass
     locations = sorted({loc for state in resources.values() for loc in state.get("last_success", {})}
+                       | {loc for state in resources.values() for loc in state.get("resume", {})}
                        | {loc for loc, _ in counts})
     rows = []
     for location_id in locations:
@@ -35,13 +36,16 @@ def collect_status(pipeline: Any) -> list[dict[str, Any]]:
             cursor = state.get("cursors", {}).get(location_id) or state.get("backfilled", {}).get(location_id)
             rows.append({"location_id": location_id, "resource": resource, "cursor": cursor,
                          "last_success": state.get("last_success", {}).get(location_id),
-                         "rows": counts.get((location_id, resource))})
+                         "rows": counts.get((location_id, resource)),
+                         "resume_read": (state.get("resume", {}).get(location_id) or {}).get("read")})
     return rows
 
 
 def format_status(rows: list[dict[str, Any]], uninstalled: dict[str, str] | None = None) -> str:
-    notes = [f"location {loc}: app uninstalled {when}; not synced until it is installed again"
-             for loc, when in sorted((uninstalled or {}).items())]
+    notes = [f"location {row['location_id']} {row['resource']}: a chunked read stopped after "
+             f"{row['resume_read']:,} rows; the next run continues it" for row in rows if row.get("resume_read")]
+    notes += [f"location {loc}: app uninstalled {when}; not synced until it is installed again"
+              for loc, when in sorted((uninstalled or {}).items())]
     if not rows:
         return "\n".join(["No sync has run yet for this pipeline.", *notes])
     lines = [f"{'location':<22} {'resource':<15} {'cursor':<26} {'last success':<26} {'rows':>9}"]

@@ -10,6 +10,8 @@ from typing import Any
 
 import dlt
 
+from pipelines.status import collect_status, format_status
+
 from .conftest import Harness
 from .test_contacts_sync import assert_matches_truth, epoch_ms
 
@@ -55,6 +57,8 @@ def test_a_read_that_fails_mid_way_keeps_its_loaded_chunks_and_the_next_run_cont
     resume = contacts_state(h)["resume"][h.big]
     assert resume["after"] == [epoch_ms(truth[4_999]["dateUpdated"]), truth[4_999]["id"]]
     assert resume["read"] == 5_000
+    status = format_status(collect_status(dlt.attach("highlevel", pipelines_dir=str(h.pipelines_dir))))
+    assert f"location {h.big} contacts: a chunked read stopped after 5,000 rows; the next run continues it" in status
 
     h.sb.clear_requests()
     assert h.run(resources=["contacts"], config={"chunk_rows": 5_000}).ok

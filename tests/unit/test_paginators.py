@@ -97,3 +97,48 @@ def test_prefetch_stops_fetching_when_the_consumer_stops() -> None:
     gen.close()
     time.sleep(0.3)
     assert len(fetched) <= 4  # one in hand, `depth` queued, one blocked on put
+
+
+def test_row_limit_cuts_after_full_pages_without_fetching_more() -> None:
+    from sources.highlevel.paginators import RowLimit, prefetch
+
+    calls, fetch = contacts_api(2_300)
+    limit = RowLimit(1_000, 500)
+    pages = list(prefetch(limit(search_after_pages(fetch, {"locationId": "L"}, "contacts", 500))))
+    assert [len(p) for p, _ in pages] == [500, 500]
+    assert limit.cut and len(calls) == 2  # the third page was never requested
+    # the next chunk starts after the last row it saw, and ends on the short page
+    rest = RowLimit(1_000, 500)
+    after = pages[-1][0][-1]["searchAfter"]
+    more = list(rest(search_after_pages(fetch, {"locationId": "L"}, "contacts", 500, after=after)))
+    assert [len(p) for p, _ in more] == [500, 500]
+    assert rest.cut
+    last = RowLimit(1_000, 500)
+    after = more[-1][0][-1]["searchAfter"]
+    tail = list(last(search_after_pages(fetch, {"locationId": "L"}, "contacts", 500, after=after)))
+    assert [len(p) for p, _ in tail] == [300] and not last.cut
+    ids = [r["id"] for chunk in (pages, more, tail) for p, _ in chunk for r in p]
+    assert ids == [f"c{i:05d}" for i in range(2_300)]
+
+
+def test_an_eager_prefetcher_fetches_before_it_is_read_and_stops_when_closed() -> None:
+    import time
+
+    from sources.highlevel.paginators import Prefetcher
+
+    fetched: list[int] = []
+
+    def pages() -> Any:
+        for i in range(1000):
+            fetched.append(i)
+            yield i
+
+    ahead = Prefetcher(pages(), depth=5, start=True)
+    time.sleep(0.3)
+    assert 5 <= len(fetched) <= 7  # filled its buffer with nobody reading
+    assert next(ahead) == 0
+    ahead.close()
+    time.sleep(0.3)
+    assert len(fetched) <= 8
+    lazy = Prefetcher(iter(range(3)), depth=2)
+    assert list(lazy) == [0, 1, 2]
