@@ -160,11 +160,15 @@ class RowLimit:
 
     Wrap the pages *before* `prefetch`, so the fetching thread stops too and no request is
     wasted. `cut` says the stream was cut short (the last page was full, more would follow).
+    A response's `total` (rows matching the query, `already` of them read by earlier chunks)
+    avoids a cut at the very end, which would cost a whole extract for one empty page. It only
+    decides where chunks end, never what is read, so a wrong `total` costs at most a chunk.
     """
 
-    def __init__(self, max_rows: int | None, page_size: int) -> None:
+    def __init__(self, max_rows: int | None, page_size: int, already: int = 0) -> None:
         self.max_rows = max_rows
         self.page_size = page_size
+        self.already = already
         self.rows = 0
         self.cut = False
 
@@ -173,6 +177,11 @@ class RowLimit:
             yield page, extra
             self.rows += len(page)
             if self.max_rows and self.rows >= self.max_rows and len(page) >= self.page_size:
+                total = extra.get("total") if isinstance(extra, dict) else None
+                # equal, not >=: a total capped by the search engine (say at 10,000) must not
+                # stop chunking; a stale one at worst costs a chunk with one empty page
+                if isinstance(total, int) and self.already + self.rows == total:
+                    continue  # that was the last row: the walk ends on its own
                 self.cut = True
                 return
 

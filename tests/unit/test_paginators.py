@@ -142,3 +142,18 @@ def test_an_eager_prefetcher_fetches_before_it_is_read_and_stops_when_closed() -
     assert len(fetched) <= 8
     lazy = Prefetcher(iter(range(3)), depth=2)
     assert list(lazy) == [0, 1, 2]
+
+
+def test_row_limit_does_not_cut_when_the_total_says_the_walk_is_over() -> None:
+    from sources.highlevel.paginators import RowLimit
+
+    calls, fetch = contacts_api(1_000)  # exactly two full pages, `total` = 1,000
+    limit = RowLimit(1_000, 500)
+    pages = list(limit(search_after_pages(fetch, {"locationId": "L"}, "contacts", 500)))
+    assert not limit.cut and [len(p) for p, _ in pages] == [500, 500]
+    assert len(calls) == 3  # the empty page that ends the walk, not a second extract
+    resumed = RowLimit(500, 500, already=500)  # a later chunk counts the rows before it
+    after = pages[0][0][-1]["searchAfter"]
+    assert [len(p) for p, _ in resumed(search_after_pages(fetch, {"locationId": "L"}, "contacts", 500,
+                                                            after=after))] == [500]
+    assert not resumed.cut

@@ -122,7 +122,7 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     # a reconcile sweep lists every contact (no filter) to find the ones that disappeared
     body = _search_body(ctx.location_id, None if reconcile else since, until)
     page_size = ctx.options.contacts_page_size
-    limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size)
+    limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size, already=seen)
     last_page: list[dict[str, Any]] = []
     for page, response in prefetch(limit(search_after_pages(fetch, body, "contacts", page_size, after=after))):
         for contact in page:
