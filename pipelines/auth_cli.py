@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     auth = sub.add_parser("auth", help="OAuth: login, import a refresh token, status")
     auth_sub = auth.add_subparsers(dest="auth_command", required=True)
     login = auth_sub.add_parser("login", help="authorization-code flow with a local redirect listener")
-    login.add_argument("--code", help="an authorization code you already have (skips the listener)")
+    login.add_argument("--code", help="an authorization code you already have (skips the listener); "
+                                      "write --code=VALUE if it starts with '-'")
     login.add_argument("--port", type=int, default=8976, help="local redirect listener port on 127.0.0.1")
     login.add_argument("--redirect-uri", help="redirect URI registered for the app (default the local listener)")
     login.add_argument("--user-type", choices=["Location", "Company"])

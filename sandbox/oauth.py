@@ -48,7 +48,7 @@ class OAuthState:
         return token
 
     def code(self, user_type: str, location_id: str | None = None) -> str:
-        code = secrets.token_urlsafe(16)
+        code = secrets.token_hex(20)  # never starts with "-", which a command line would read as an option
         self.codes[code] = Grant(user_type, self.world.company_id, location_id, ALL_SCOPES)
         return code
 
