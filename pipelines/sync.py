@@ -229,8 +229,8 @@ def _load(pipeline: Any, result: LocationResult) -> bool:
         pipeline.normalize()
         pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
     except Exception as exc:
-        result.error = f"loading into the destination failed: {describe_failure(exc)}; the data stays queued " \
-                       "and the next run loads it first"
+        result.error = f"loading into the destination failed: {describe_failure(exc)}; the next run reads " \
+                       "that data again"
         logger.debug("location %s load failed", result.location_id, exc_info=True)
         return False
     for table, count in pipeline.last_trace.last_normalize_info.row_counts.items():
@@ -274,24 +274,22 @@ def _loader_format(pipeline: Any) -> str | None:
 
 
 def _finish_pending(pipeline: Any) -> None:
-    """Load packages an interrupted earlier run extracted, before extracting anything new.
+    """Discard packages an interrupted earlier run extracted but did not load.
 
-    If they cannot be loaded (a run killed mid-load can leave the destination and the package
-    disagreeing), abort them: dlt restores the cursors and schema to where those packages
-    started, so the rows are read again from HighLevel instead of blocking every later run.
+    Loading them is not safe: a run killed between an extract and its schema save leaves a package
+    whose tables the stored schema does not describe, and normalizing it with that schema created
+    nested tables without their merge keys, which then failed every later load (seen in the
+    SIGKILL test). Aborting restores the cursors and schema to where those packages started, so
+    this run reads those rows again: it costs requests, never data, and merge makes rows that did
+    reach the destination harmless.
     """
     if not pipeline.has_pending_data:
         return
-    logger.info("loading data left by an interrupted earlier run first")
-    try:
-        pipeline.normalize()
-        pipeline.load().raise_on_failed_jobs()
-    except Exception as exc:
-        logger.warning("data left by an interrupted run could not be loaded (%s); discarding it, cursors are "
-                       "rewound so this run reads those rows again", describe_failure(exc))
-        pipeline.abort_packages()
-        with contextlib.suppress(Exception):
-            pipeline.load()  # completes the aborted package's record
+    logger.warning("discarding data an interrupted earlier run did not load; cursors are rewound so this run "
+                   "reads those rows again")
+    pipeline.abort_packages()
+    with contextlib.suppress(Exception):
+        pipeline.load()  # completes the aborted package's record
 
 
 # DuckDB loads with one thread and one job at a time: on a 100k-contact load, parallel jobs and
