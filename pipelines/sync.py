@@ -276,10 +276,10 @@ def _loader_format(pipeline: Any) -> str | None:
 def _finish_pending(pipeline: Any) -> None:
     """Discard packages an interrupted earlier run extracted but did not load.
 
-    Loading them is not safe: a run killed between an extract and its schema save leaves a package
-    whose tables the stored schema does not describe, and normalizing it with that schema created
-    nested tables without their merge keys, which then failed every later load (seen in the
-    SIGKILL test). Aborting restores the cursors and schema to where those packages started, so
+    Loading them proved unsafe: after SIGKILLs, a later load failed because a merge table's nested
+    table had been created without its root key; the likely cause is a package normalized against
+    a stored schema the kill left out of date (not reproduced deterministically). Aborting
+    restores the cursors and schema to where those packages started, so
     this run reads those rows again: it costs requests, never data, and merge makes rows that did
     reach the destination harmless.
     """

@@ -225,7 +225,7 @@ class Prefetcher(Iterator[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        if not self._worker.is_alive() and self._worker.ident is None:
+        if self._worker.ident is None:  # not started yet: a lazy prefetcher starts on first read
             self._worker.start()
         kind, item = self._buffer.get()
         if kind == "page":
