@@ -1,33 +1,53 @@
 """run_sync: one sync of one or more locations into a dlt destination; shared by CLI, demo, webhooks.
 
-Locations run one after another, each as its own extract → normalize → load. A location that
-fails keeps nothing half-done (dlt discards its extract and cursors), while every location before
-and after it commits normally. Packages a crashed earlier run left behind are loaded first.
+A run is four stages, in this order:
+1. plan: resources, options, credentials and locations, checked before any request;
+2. read: locations are read side by side, each at its own rate budget, into spill buffers
+   (`fetch.py`), so requests never wait for loads;
+3. extract, normalize, load: whatever reads have finished is extracted and loaded together, many
+   small locations in one cycle, a big backfill chunk by chunk; each location's cursors are part
+   of the same extract as its rows, so they commit or vanish together;
+4. commit: a location whose reads are all loaded gets its webhook deletions marked applied and its
+   result reported.
+A location (or resource) that fails commits nothing of its own and costs the others nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from sources.highlevel import SyncOptions, highlevel_source, location_context, select_resources, warm_resources
+from sources.highlevel import (
+    FetchedItems,
+    SyncOptions,
+    fetched_source,
+    location_context,
+    location_state,
+    select_resources,
+)
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
-from sources.highlevel.errors import AuthError, ConfigError, HighLevelError, LocationInactive, QuotaExhausted
+from sources.highlevel.errors import ConfigError
 
 from . import deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
+from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
+from .results import LocationResult, SyncResult, describe_failure
+from .spill import MemoryBudget
+
+__all__ = ["LocationResult", "SyncRequest", "SyncResult", "describe_failure", "make_pipeline", "run_sync"]
 
 logger = logging.getLogger("highlevel.sync")
 
@@ -36,8 +56,9 @@ DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
 # resources whose deletions the `deletions` table records
 DELETABLE = {"contacts", "opportunities", "appointments"}
 DEFAULT_DATASET = "highlevel"
-# extracted rows that trigger a normalize + load before the next resource (smaller ones batch up)
-LOAD_BATCH_ROWS = 10_000
+# rows one extract + load cycle takes at most when reads are not chunked (chunk_rows = 0);
+# otherwise chunk_rows: a big backfill loads chunk by chunk, small locations share a cycle
+LOAD_BATCH_ROWS = 100_000
 
 
 @dataclass
@@ -57,38 +78,24 @@ class SyncRequest:
     inbox_path: str | None = None  # default: sources.highlevel.webhook_inbox_path, else DEFAULT_INBOX
 
 
-@dataclass
-class LocationResult:
-    location_id: str
-    error: str | None = None
-    resource_errors: dict[str, str] = field(default_factory=dict)
-    notes: dict[str, str] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=dict)
-    stats: LocationStats = field(default_factory=LocationStats)
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+class ProgressSink(Protocol):
+    """Who watches a run (the CLI's live display); called from the main thread."""
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+    def location_started(self, location_id: str, reports: Any, stats: LocationStats) -> None: ...
+
+    def location_finished(self, result: LocationResult) -> None: ...
+
+    def stage(self, message: str) -> None: ...
 
 
 @dataclass
-class SyncResult:
-    locations: list[LocationResult]
-    seconds: float
-    pipeline: Any = None
+class Plan:
+    """Everything stage 1 decides; the later stages only follow it."""
 
-    @property
-    def ok(self) -> bool:
-        return all(result.ok for result in self.locations)
-
-    def rows_by_table(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for result in self.locations:
-            for table, count in result.rows.items():
-                totals[table] = totals.get(table, 0) + count
-        return dict(sorted(totals.items()))
+    credentials: Credentials
+    config: SourceConfig
+    options: SyncOptions
+    resources: list[str]
 
 
 def make_pipeline(request: SyncRequest) -> Any:
@@ -110,13 +117,64 @@ def run_sync(
     config: SourceConfig | None = None,
     auth: AuthProvider | None = None,
     client_options: dict[str, Any] | None = None,
+    progress: ProgressSink | None = None,
 ) -> SyncResult:
     """Sync every selected location; never raises for a location's failure (see SyncResult.ok).
 
     Raises ConfigError before any request when the configuration cannot work.
     """
     started = time.monotonic()
-    config = config or load_config()
+    plan = _plan(request, config or load_config(), auth)
+    pipeline = make_pipeline(request)
+    _discard_unloaded(pipeline)
+    inbox = deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
+                                 or DEFAULT_INBOX)
+    loader_format = _loader_format(pipeline)
+    client_kwargs = {"max_attempts": plan.config.max_attempts, "timeout_s": plan.config.timeout_s,
+                     **(client_options or {})}
+    results: list[LocationResult] = []
+    runs: list[LocationRun] = []
+    table_rows: dict[str, int] = {}
+    with HighLevelClient(plan.config.base_url, plan.credentials.auth, **client_kwargs) as client:
+        states = copy.deepcopy(pipeline.state.get("sources", {}).get("highlevel", {}).get("resources", {}))
+
+        def start(location_id: str) -> LocationRun:
+            ctx = location_context(client, location_id, plan.credentials.company_id, plan.options)
+            ctx.states = {name: location_state(states.get(name, {}), location_id) for name in plan.resources}
+            deletions.prepare(ctx, inbox, pipeline, plan.options.reconcile, plan.resources)
+            run = LocationRun(ctx, LocationResult(location_id))
+            runs.append(run)
+            client.governor(location_id)  # its stats exist from now on, for the progress display
+            if progress is not None:
+                progress.location_started(location_id, ctx.reports, client.stats[location_id])
+            return run
+
+        fetcher = Fetcher(plan.resources, start, _converter(plan, pipeline), MemoryBudget(),
+                          plan.config.max_parallel_locations)
+        batch_rows = plan.options.chunk_rows or LOAD_BATCH_ROWS
+        locations = _locations(plan, client)
+        for batch in fetcher.batches(locations, batch_rows):
+            failure = _extract_and_load(pipeline, batch, loader_format, table_rows, progress)
+            if failure is not None:  # the destination refused: nothing more can commit in this run
+                fetcher.cancel()
+                closed = {result.location_id for result in results}
+                results.extend(_close(run, client, failure) for run in runs if run.location_id not in closed)
+                started_ids = {run.location_id for run in runs}
+                results.extend(LocationResult(loc, error=f"not synced: {failure}") for loc in locations
+                               if loc not in started_ids)
+                break
+            for run in batch.finished:
+                if "deletions" in plan.resources and "deletions" not in run.result.resource_errors:
+                    deletions.commit(run.ctx, inbox)
+                results.append(_close(run, client))
+                if progress is not None:
+                    progress.location_finished(results[-1])
+    return SyncResult(results, time.monotonic() - started, pipeline, table_rows)
+
+
+# -- stage 1: plan ------------------------------------------------------------------------------
+
+def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None) -> Plan:
     resources = select_resources(request.resources)
     if auth is None:
         credentials = resolve_credentials(config, request.locations)
@@ -124,6 +182,8 @@ def run_sync(
         credentials = Credentials(auth, list(request.locations or config.location_ids), config.company_id)
     if credentials.locations is not None and not credentials.locations:
         raise ConfigError("no location to sync: set SOURCES__HIGHLEVEL__LOCATION_ID or pass --locations")
+    if credentials.locations is None and (not credentials.company_id or credentials.manager is None):
+        raise ConfigError("agency fan-out needs company_id; set SOURCES__HIGHLEVEL__COMPANY_ID")
     if request.end_date and not request.start_date and not config.start_date:
         raise ConfigError("--end-date needs --start-date (a backfill window)")
     options = SyncOptions(
@@ -137,129 +197,113 @@ def run_sync(
     )
     if DELETABLE & set(resources) and "deletions" not in resources:
         resources.append("deletions")
-    pipeline = make_pipeline(request)
-    inbox = deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
-                                 or DEFAULT_INBOX)
-    loader_format = _loader_format(pipeline)
-    _finish_pending(pipeline)
-
-    results: list[LocationResult] = []
-    client_kwargs = {"max_attempts": config.max_attempts, "timeout_s": config.timeout_s, **(client_options or {})}
-    with HighLevelClient(config.base_url, credentials.auth, **client_kwargs) as client:
-        locations = credentials.locations
-        if locations is None:
-            if not credentials.company_id or credentials.manager is None:
-                raise ConfigError("agency fan-out needs company_id; set SOURCES__HIGHLEVEL__COMPANY_ID")
-            locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
-            gone = InstallRegistry(config.token_store).uninstalled()
-            skipped = [loc for loc in locations if loc in gone]
-            if skipped:
-                logger.info("skipping %d location(s) that uninstalled the app: %s", len(skipped), ", ".join(skipped))
-            locations = [loc for loc in locations if loc not in gone]
-        for location_id in locations:
-            results.append(_sync_location(pipeline, client, location_id, config, options, resources, loader_format,
-                                          credentials.company_id, inbox))
-    return SyncResult(results, time.monotonic() - started, pipeline)
+    return Plan(credentials, config, options, resources)
 
 
-def _sync_location(
-    pipeline: Any,
-    client: HighLevelClient,
-    location_id: str,
-    config: SourceConfig,
-    options: SyncOptions,
-    resources: list[str],
-    loader_format: str | None,
-    company_id: str | None,
-    inbox: Any = None,
-) -> LocationResult:
-    result = LocationResult(location_id)
-    started = time.monotonic()
-    ctx = location_context(client, location_id, company_id, options)
-    deletions.prepare(ctx, inbox, pipeline, options.reconcile, resources)
-    # One extract per resource (per chunk for long reads): dlt commits a resource's rows and cursor
-    # together or not at all, so a failing resource costs nothing to the others. Big extracts are
-    # normalized and loaded before the next one is read: the rate limit is a sliding window, so the
-    # budget refills while the CPU works and the next resource starts with a burst, and the run ends
-    # with a small load instead of one big one. Small extracts wait and share a load.
-    unloaded = 0
-    stop = False
-    for index, name in enumerate(resources):
-        report = ctx.report(name)
-        more = True
-        while more and not stop:
-            logger.info("location %s: extracting %s", location_id, name)
-            report.more, rows_before = False, report.rows
-            try:
-                pipeline.extract(highlevel_source(ctx, [name]), loader_file_format=loader_format)
-            except Exception as exc:
-                result.resource_errors[name] = describe_failure(exc)
-                deletions.forget(ctx, name)
-                logger.debug("location %s resource %s failed", location_id, name, exc_info=True)
-                # the token or the sub-account is the problem: other resources would fail alike
-                stop = _is_location_fatal(exc)
-                break
-            more = report.more
-            unloaded += report.rows - rows_before
-            if more or unloaded >= LOAD_BATCH_ROWS:
-                # requests for what comes next go out while this CPU-bound step runs
-                warm_resources(ctx, resources[index + 1:], pipeline.state)
-                stop = not _load(pipeline, result)
-                unloaded = 0
-        if stop:
-            break
-    ctx.close_warm()
-    if result.error is None and pipeline.has_pending_data:
-        _load(pipeline, result)
-    if result.error is None and "deletions" in resources and "deletions" not in result.resource_errors:
-        deletions.commit(ctx, inbox)
+def _locations(plan: Plan, client: HighLevelClient) -> list[str]:
+    """The configured locations, or for an agency every location the app is installed in."""
+    credentials = plan.credentials
+    if credentials.locations is not None:
+        return list(credentials.locations)
+    assert credentials.company_id is not None and credentials.manager is not None  # checked by _plan
+    locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
+    gone = InstallRegistry(plan.config.token_store).uninstalled()
+    skipped = [loc for loc in locations if loc in gone]
+    if skipped:
+        logger.info("skipping %d location(s) that uninstalled the app: %s", len(skipped), ", ".join(skipped))
+    return [loc for loc in locations if loc not in gone]
+
+
+def _converter(plan: Plan, pipeline: Any) -> Convert:
+    """Items as the resources yield them (dlt's JSON normalizer), or as Arrow tables (columnar)."""
+    def identity(resource: str, item: Any) -> Iterable[Any]:
+        return (item,)
+
+    return identity
+
+
+# -- stage 3: extract, normalize, load ----------------------------------------------------------
+
+def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, table_rows: dict[str, int],
+                      progress: ProgressSink | None) -> str | None:
+    """Extract the batch (per location if together fails), then normalize and load it.
+
+    Returns why the load failed, or None. A location whose extract fails is dropped from the run:
+    its later reads would commit cursors past rows that never arrived.
+    """
+    if not batch.units:
+        return None
+    try:
+        for run, error in _extract(pipeline, batch.units, loader_format):
+            run.dropped = True
+            run.result.error = f"extracting its data failed: {error}"
+        if not pipeline.has_pending_data:
+            return None
+        if progress is not None:
+            locations = len({id(unit.run) for unit in batch.units})
+            progress.stage(f"loading {sum(u.row_count for u in batch.units):,} rows of {locations} location(s)")
+        logger.info("normalizing and loading %d read(s)", len(batch.units))
+        try:
+            pipeline.normalize()
+            pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
+        except Exception as exc:
+            logger.debug("load failed", exc_info=True)
+            return f"loading into the destination failed: {describe_failure(exc)}; the next run reads that data again"
+        for table, count in pipeline.last_trace.last_normalize_info.row_counts.items():
+            if not table.startswith("_dlt"):
+                table_rows[table] = table_rows.get(table, 0) + count
+        for unit in batch.units:
+            if not unit.run.dropped:
+                for table, count in unit.rows.items():
+                    unit.run.result.rows[table] = unit.run.result.rows.get(table, 0) + count
+        return None
+    finally:
+        for unit in batch.units:
+            unit.buffer.close()
+
+
+def _extract(pipeline: Any, units: list[Unit], loader_format: str | None) -> list[tuple[LocationRun, str]]:
+    """One extract for all units; if it fails, one per location, so one bad location costs only itself."""
+    units = [unit for unit in units if not unit.run.dropped]
+    groups: dict[int, list[Unit]] = {}
+    for unit in units:
+        groups.setdefault(id(unit.run), []).append(unit)
+    try:
+        if units:
+            pipeline.extract(_source(units), loader_file_format=loader_format)
+        return []
+    except Exception as exc:
+        logger.debug("extract failed", exc_info=True)
+        if len(groups) == 1:
+            return [(units[0].run, describe_failure(exc))]
+    failed = []
+    for group in groups.values():
+        try:
+            pipeline.extract(_source(group), loader_file_format=loader_format)
+        except Exception as exc:
+            logger.debug("location %s: extract failed", group[0].run.location_id, exc_info=True)
+            failed.append((group[0].run, describe_failure(exc)))
+    return failed
+
+
+def _source(units: list[Unit]) -> Any:
+    return fetched_source([FetchedItems(u.resource, u.run.location_id, u.buffer, u.state) for u in units])
+
+
+# -- stage 4: results ---------------------------------------------------------------------------
+
+def _close(run: LocationRun, client: HighLevelClient, failure: str | None = None) -> LocationResult:
+    """The location's result, once everything it read is loaded (or the run stopped)."""
+    result, ctx = run.result, run.ctx
+    if failure is not None and result.error is None:
+        result.error = failure
     if result.resource_errors and result.error is None:
         result.error = "; ".join(f"{name}: {message}" for name, message in result.resource_errors.items())
-    result.stats = client.stats.get(location_id, LocationStats())
+    result.stats = client.stats.get(run.location_id, LocationStats())
     result.warnings = [w for report in ctx.reports.values() for w in report.warnings]
     result.notes = {name: report.requests_note for name, report in ctx.reports.items() if report.requests_note}
-    result.seconds = time.monotonic() - started
+    result.seconds = time.monotonic() - run.started
     return result
-
-
-def _load(pipeline: Any, result: LocationResult) -> bool:
-    """Normalize and load what the extracts queued; count its rows, or record why it failed."""
-    logger.info("location %s: normalizing and loading", result.location_id)
-    try:
-        pipeline.normalize()
-        pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
-    except Exception as exc:
-        result.error = f"loading into the destination failed: {describe_failure(exc)}; the next run reads " \
-                       "that data again"
-        logger.debug("location %s load failed", result.location_id, exc_info=True)
-        return False
-    for table, count in pipeline.last_trace.last_normalize_info.row_counts.items():
-        if not table.startswith("_dlt"):
-            result.rows[table] = result.rows.get(table, 0) + count
-    return True
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and its causes (dlt wraps ours in its step errors)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _is_location_fatal(exc: BaseException) -> bool:
-    return any(isinstance(e, AuthError | LocationInactive | QuotaExhausted) for e in _chain(exc))
-
-
-def describe_failure(exc: BaseException) -> str:
-    """The most useful one-line message in an exception chain (ours beat dlt's wrappers)."""
-    ours = next((e for e in _chain(exc) if isinstance(e, HighLevelError)), None)
-    if ours is not None:
-        return str(ours)
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {first_line}"
 
 
 def _loader_format(pipeline: Any) -> str | None:
@@ -273,7 +317,7 @@ def _loader_format(pipeline: Any) -> str | None:
     return None
 
 
-def _finish_pending(pipeline: Any) -> None:
+def _discard_unloaded(pipeline: Any) -> None:
     """Discard packages an interrupted earlier run extracted but did not load.
 
     Loading them proved unsafe: after SIGKILLs, a later load failed because a merge table's nested

@@ -40,7 +40,8 @@ class Faults:
             self.slow_ms = 0
             self.garbage_rate = 0.0
             self.path_prefix: str | None = None  # random faults only for paths starting with this
-            self._queue: list[tuple[str, int, str | None]] = []  # (kind, status, path prefix)
+            # (kind, status, path prefix, location)
+            self._queue: list[tuple[str, int, str | None, str | None]] = []
 
     def set(self, error_rate: float | None = None, error_statuses: Iterable[int] | None = None,
             slow_rate: float | None = None, slow_ms: int | None = None, garbage_rate: float | None = None,
@@ -66,27 +67,30 @@ class Faults:
             if path_prefix is not KEEP:
                 self.path_prefix = None if path_prefix is None else str(path_prefix)
 
-    def fail_next(self, n: int, status: int, path_prefix: str | None = None, after: int = 0) -> None:
-        """The next n API requests (under `path_prefix`, if given) answer `status`."""
+    def fail_next(self, n: int, status: int, path_prefix: str | None = None, after: int = 0,
+                  location_id: str | None = None) -> None:
+        """The next n API requests (under `path_prefix`, for `location_id`, if given) answer `status`."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, not {status}")
-        self._enqueue("status", status, path_prefix, n, after)
+        self._enqueue("status", status, path_prefix, n, after, location_id)
 
-    def garbage_next(self, n: int, path_prefix: str | None = None, after: int = 0) -> None:
-        """The next n API requests (under `path_prefix`, if given) get a 200 with an HTML body."""
-        self._enqueue("garbage", 200, path_prefix, n, after)
+    def garbage_next(self, n: int, path_prefix: str | None = None, after: int = 0,
+                     location_id: str | None = None) -> None:
+        """The next n API requests (under `path_prefix`, for `location_id`, if given) get a 200 with HTML."""
+        self._enqueue("garbage", 200, path_prefix, n, after, location_id)
 
-    def _enqueue(self, kind: str, status: int, path_prefix: str | None, n: int, after: int) -> None:
+    def _enqueue(self, kind: str, status: int, path_prefix: str | None, n: int, after: int,
+                 location_id: str | None) -> None:
         """`after` matching requests pass untouched first (a failure in the middle of a long read)."""
         with self._lock:
-            self._queue.extend(("none", 200, path_prefix) for _ in range(after))
-            self._queue.extend((kind, status, path_prefix) for _ in range(n))
+            self._queue.extend(("none", 200, path_prefix, location_id) for _ in range(after))
+            self._queue.extend((kind, status, path_prefix, location_id) for _ in range(n))
 
-    def draw(self, path: str) -> Fault:
-        """The fault (possibly none) for one API request to `path`."""
+    def draw(self, path: str, location_id: str | None = None) -> Fault:
+        """The fault (possibly none) for one API request to `path` counted against `location_id`."""
         with self._lock:
-            for i, (kind, status, prefix) in enumerate(self._queue):
-                if prefix is None or path.startswith(prefix):
+            for i, (kind, status, prefix, only) in enumerate(self._queue):
+                if (prefix is None or path.startswith(prefix)) and (only is None or only == location_id):
                     del self._queue[i]
                     return NO_FAULT if kind == "none" else Fault(kind, status)
             if self.path_prefix and not path.startswith(self.path_prefix):

@@ -151,7 +151,7 @@ class Gateway:
         if (token.user_type == "Company" and not company_ok) or (token.user_type == "Location" and not location_ok):
             return error_response(401, "This authClass type is not allowed to access this scope. Please reach out "
                                   "to the Platform team to get it added.", headers)
-        fault = self.faults.draw(request.url.path)
+        fault = self.faults.draw(request.url.path, key)
         if fault.kind == "status":
             return error_response(fault.status, FAULT_MESSAGES.get(fault.status, "Internal server error"), headers)
         if fault.kind == "garbage":

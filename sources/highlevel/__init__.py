@@ -1,14 +1,16 @@
-"""HighLevel (GoHighLevel / LeadConnector) CRM as a dlt source, one location at a time.
+"""HighLevel (GoHighLevel / LeadConnector) CRM as a dlt source, for one location or many.
 
-The source is built per location so each location commits its own data and cursors: a failing
-sub-account never costs the others their progress. No HTTP happens here; resources ask the
-client (`client.py`) for pages.
+Two ways in: `highlevel_source` reads one location while dlt extracts it (plain dlt use), and
+`read_resource` + `fetched_source` split reading from extracting so `run_sync` can read many
+locations side by side and extract what they read together, each location's cursors committing
+with its own rows. No HTTP happens here; resources ask the client (`client.py`) for pages.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dlt
@@ -20,15 +22,30 @@ from .errors import ConfigError
 from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
 from .resources.context import LocationContext, SyncOptions
-from .resources.conversations import conversations, messages, warm
+from .resources.conversations import conversations, messages
 from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 
-__all__ = ["RESOURCE_NAMES", "LocationContext", "SyncOptions", "highlevel_source", "select_resources",
-           "warm_resources"]
+__all__ = ["RESOURCE_NAMES", "FetchedItems", "LocationContext", "SyncOptions", "fetched_source", "highlevel_source",
+           "read_resource", "select_resources"]
 
 RESOURCE_NAMES = settings.RESOURCE_NAMES
+
+# name -> the dlt resource (its hints are the table contract; its body reads one location)
+RESOURCES: dict[str, Callable[..., DltResource]] = {
+    "contacts": contacts,
+    "opportunities": opportunities,
+    "pipelines": pipelines,
+    "conversations": conversations,
+    "messages": messages,
+    "calendars": calendars,
+    "appointments": appointments,
+    "custom_fields": custom_fields,
+    "users": users,
+    "locations": locations,
+    "deletions": deletions,
+}
 
 
 @dlt.source(name="highlevel", max_table_nesting=2)
@@ -36,23 +53,80 @@ def highlevel_source(
     ctx: LocationContext,
     resources: Sequence[str] | None = None,
 ) -> Any:
-    """All resources of one location, or the `resources` subset (names from RESOURCE_NAMES)."""
+    """All resources of one location, or the `resources` subset (names from RESOURCE_NAMES).
+
+    The plain dlt way: `pipeline.run(highlevel_source(ctx))` reads while it extracts. `run_sync`
+    reads ahead instead (`read_resource`) and extracts many locations at once (`fetched_source`).
+    """
     selected = select_resources(resources)
-    factories = {
-        "contacts": contacts,
-        "opportunities": opportunities,
-        "pipelines": pipelines,
-        "conversations": conversations,
-        "messages": messages,
-        "calendars": calendars,
-        "appointments": appointments,
-        "custom_fields": custom_fields,
-        "users": users,
-        "locations": locations,
-        "deletions": deletions,
-    }
-    built: list[DltResource] = [factories[name](ctx) for name in RESOURCE_NAMES if name in selected]
+    return [RESOURCES[name](ctx) for name in RESOURCE_NAMES if name in selected]
+
+
+def read_resource(ctx: LocationContext, name: str) -> Iterator[Any]:
+    """The items one resource yields for one location, read outside any dlt extract.
+
+    Cursors go to `ctx.states` (set it first); `fetched_source` later commits them with the rows.
+    """
+    if ctx.states is None:
+        raise ValueError("read_resource needs ctx.states: the state the reads start from")
+    body: Callable[[LocationContext], Iterator[Any]] = RESOURCES[name].__wrapped__  # type: ignore[attr-defined]
+    return body(ctx)
+
+
+@dataclass
+class FetchedItems:
+    """What one read of one resource for one location produced, ready to extract."""
+
+    resource: str
+    location_id: str
+    items: Iterable[Any]  # as the resource yields them (row lists, hinted items, Arrow tables)
+    state: dict[str, Any]  # the location's part of the resource state after the read
+
+
+@dlt.source(name="highlevel", max_table_nesting=2)
+def fetched_source(fetched: Sequence[FetchedItems]) -> Any:
+    """Already-read items of any number of locations as one source: one extract, one load.
+
+    Each resource keeps its hints (same tables, keys and merge rules as `highlevel_source`), and
+    each location's cursors are written into dlt's state together with its rows, so they commit
+    or vanish with them.
+    """
+    by_resource: dict[str, list[FetchedItems]] = {}
+    for part in fetched:
+        by_resource.setdefault(part.resource, []).append(part)
+    built = []
+    for name in RESOURCE_NAMES:
+        if name in by_resource:
+            template = RESOURCES[name](None)  # never iterated: it lends its name and hints
+            built.append(DltResource.from_data(_replay(by_resource[name]), name=template.name,
+                                               section=template.section, hints=template._hints or {}))
     return built
+
+
+def _replay(parts: list[FetchedItems]) -> Iterator[Any]:
+    for part in parts:
+        yield from part.items
+        merge_location_state(dlt.current.resource_state(), part.location_id, part.state)
+
+
+def location_state(resource_state: Mapping[str, Any], location_id: str) -> dict[str, Any]:
+    """One location's part of a resource's state: per-location maps (cursors, resume...) keep
+    their entries for `location_id` and its streams (`<location>/<stream>`)."""
+    return {section: {key: copy.deepcopy(value) for key, value in entries.items() if _owns(key, location_id)}
+            for section, entries in resource_state.items() if isinstance(entries, dict)}
+
+
+def merge_location_state(resource_state: dict[str, Any], location_id: str, part: Mapping[str, Any]) -> None:
+    """Write a location's part back: its entries replace (or remove) that location's entries only."""
+    for section, entries in part.items():
+        target = resource_state.setdefault(section, {})
+        for key in [k for k in target if _owns(k, location_id) and k not in entries]:
+            del target[key]
+        target.update(copy.deepcopy(entries))
+
+
+def _owns(key: str, location_id: str) -> bool:
+    return key == location_id or key.startswith(f"{location_id}/")
 
 
 def select_resources(names: Sequence[str] | None) -> list[str]:
@@ -71,14 +145,3 @@ def location_context(
 ) -> LocationContext:
     return LocationContext(client=client, location_id=location_id, company_id=company_id,
                            options=options or SyncOptions())
-
-
-def warm_resources(ctx: LocationContext, names: Sequence[str], pipeline_state: dict[str, Any]) -> None:
-    """Start the page streams of upcoming resources that can begin before their extract.
-
-    `pipeline_state` is the pipeline's state as the caller sees it between extracts; each resource
-    gets a copy of its own part, to read its cursor from.
-    """
-    states = pipeline_state.get("sources", {}).get("highlevel", {}).get("resources", {})
-    for name in names:
-        warm(ctx, name, copy.deepcopy(states.get(name, {})))

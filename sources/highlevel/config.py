@@ -35,6 +35,10 @@ class SourceConfig:
     chunk_rows: int = settings.DEFAULT_CHUNK_ROWS
     max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS
     timeout_s: float = settings.DEFAULT_TIMEOUT_S
+    # locations fetched side by side, each at its own rate budget
+    max_parallel_locations: int = settings.DEFAULT_MAX_PARALLEL_LOCATIONS
+    # high-volume tables become Arrow tables (dlt's row normalizer skipped); False: dlt's JSON path
+    columnar: bool = True
 
 
 def _lookup(key: str, secret: bool = False) -> Any:
@@ -61,6 +65,8 @@ def load_config(**overrides: Any) -> SourceConfig:
         "chunk_rows": _lookup("chunk_rows"),
         "max_attempts": _lookup("max_attempts"),
         "timeout_s": _lookup("timeout_s"),
+        "max_parallel_locations": _lookup("max_parallel_locations"),
+        "columnar": _lookup("columnar"),
     }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw)
@@ -92,6 +98,9 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         chunk_rows=int(_number("chunk_rows", raw.get("chunk_rows"), settings.DEFAULT_CHUNK_ROWS, 0, 10_000_000)),
         max_attempts=int(_number("max_attempts", raw.get("max_attempts"), settings.DEFAULT_MAX_ATTEMPTS, 1, 50)),
         timeout_s=_number("timeout_s", raw.get("timeout_s"), settings.DEFAULT_TIMEOUT_S, 1, 600),
+        max_parallel_locations=int(_number("max_parallel_locations", raw.get("max_parallel_locations"),
+                                           settings.DEFAULT_MAX_PARALLEL_LOCATIONS, 1, 256)),
+        columnar=_flag("columnar", raw.get("columnar"), True),
     )
 
 
@@ -129,6 +138,19 @@ def _number(name: str, value: Any, default: float, low: float, high: float) -> f
     if not low <= number <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
     return number
+
+
+def _flag(name: str, value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _optional_str(name: str, value: Any) -> str | None:

@@ -51,6 +51,10 @@ APPOINTMENT_DEFAULT_HISTORY = timedelta(days=3 * 365)  # first-run backfill when
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_OVERLAP = timedelta(minutes=5)  # covers the asynchronous search index lag (seconds) generously
 
+# Locations fetched side by side. Each has its own budget (100 requests / 10 s), so the bound is
+# this machine's CPU and sockets, not HighLevel's: 8 keeps a 2-core machine busy without thrashing.
+DEFAULT_MAX_PARALLEL_LOCATIONS = 8
+
 # Rate limits (per app, per location). Used until the first response tells us the real numbers.
 DEFAULT_BURST_MAX = 100
 DEFAULT_BURST_INTERVAL_MS = 10_000

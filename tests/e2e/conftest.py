@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dlt
 import duckdb
 import pytest
 
@@ -41,6 +42,12 @@ class Harness:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.db_path), read_only=True) as con:
             return con.execute(sql, list(params)).fetchall()
+
+    def state(self, resource: str) -> dict[str, Any]:
+        """A resource's committed dlt state (cursors per location...)."""
+        pipeline = dlt.attach("highlevel", pipelines_dir=str(self.pipelines_dir))
+        resources: dict[str, Any] = pipeline.state["sources"]["highlevel"]["resources"]
+        return resources.get(resource, {})
 
     def contact_ids(self, location_id: str | None = None) -> list[str]:
         location_id = location_id or self.big

@@ -37,7 +37,7 @@ def test_a_chunked_full_load_is_exact_and_costs_no_extra_request(harness: Harnes
     assert_matches_truth(h, h.big)
     # the same pages as one unchunked read: full pages, then the empty one that ends the walk
     assert h.search_requests(h.big) == total // PAGE + 1
-    # three extracts, each loaded before the next read began
+    # three extracts and loads, one per chunk
     loads = h.query("select count(distinct _dlt_load_id) from highlevel.contacts")
     assert loads == [(3,)]
     state = contacts_state(h)

@@ -68,7 +68,7 @@ def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[d
 
 @dlt.resource(name="appointments", write_disposition="merge", primary_key="id", columns=APPOINTMENT_COLUMNS)
 def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
-    state = dlt.current.resource_state()
+    state = ctx.resource_state("appointments")
     backfilled: dict[str, str] = state.setdefault("backfilled", {})
     options = ctx.options
     now = datetime.now(UTC)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import dlt
 
 from .. import settings
 from ..client import HighLevelClient
@@ -36,6 +38,7 @@ class ResourceReport:
     """Facts a resource reports for the run summary (rows emitted, path taken, warnings)."""
 
     rows: int = 0
+    total: int | None = None  # rows the API says match (search `total`), for progress displays
     requests_note: str = ""
     probes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -59,8 +62,9 @@ class LocationContext:
     swept: list[dict[str, Any]] = field(default_factory=list)
     _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    # page streams started before their resource's extract (`warm`), taken by the resource
-    warm: dict[str, Iterator[Any]] = field(default_factory=dict)
+    # resource -> this location's part of the resource's state, when the run reads outside dlt's
+    # extract (see `resource_state`); None: inside an extract, dlt's own state
+    states: dict[str, dict[str, Any]] | None = None
     # tells this run's chunk positions from an earlier run's (see LocationCursor.resume_point)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -76,18 +80,13 @@ class LocationContext:
                                "deleted_at": now, "detected_by": "sweep"})
         return missing
 
-    def take_warm(self, key: str) -> Iterator[Any] | None:
+    def resource_state(self, resource: str) -> dict[str, Any]:
+        """Where a resource keeps its cursors: the run's private copy when reading ahead of the
+        extract (committed with the rows it describes), else dlt's resource state."""
+        if self.states is None:
+            return dlt.current.resource_state()
         with self._lock:
-            return self.warm.pop(key, None)
-
-    def close_warm(self) -> None:
-        """Stop streams no resource took (it failed or was never reached)."""
-        with self._lock:
-            streams, self.warm = list(self.warm.values()), {}
-        for stream in streams:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            return self.states.setdefault(resource, {})
 
     def report(self, resource: str) -> ResourceReport:
         with self._lock:

@@ -17,7 +17,7 @@ import dlt
 
 from .. import settings
 from ..normalize import convert_timestamps
-from ..paginators import Prefetcher, export_cursor_pages, prefetch, sort_value_pages
+from ..paginators import export_cursor_pages, prefetch, sort_value_pages
 from .columns import json_column, text, ts
 from .context import LocationContext, ResourceReport
 from .cursors import LocationCursor
@@ -52,7 +52,7 @@ EXPORT_PASSES: tuple[str | None, ...] = (None, "Email")
 def conversations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     cursor = LocationCursor(ctx, "conversations")
     report = ctx.report("conversations")
-    pages = ctx.take_warm("conversations") or ahead_on_backfill(_conversation_pages(ctx), cursor)
+    pages = ahead_on_backfill(_conversation_pages(ctx), cursor)
     yield from newest_first(pages, ctx, cursor, CONVERSATION_TIMESTAMPS, report,
                             lambda row: row.get("lastMessageDate") or row.get("dateUpdated") or row.get("dateAdded"))
     cursor.finish()
@@ -70,7 +70,7 @@ def messages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     for channel in EXPORT_PASSES:
         # each pass has its own cursor: the two streams advance independently
         cursor = LocationCursor(ctx, "messages", None if channel is None else channel.lower())
-        pages = ctx.take_warm(f"messages/{channel}") or ahead_on_backfill(_message_pages(ctx, channel), cursor)
+        pages = ahead_on_backfill(_message_pages(ctx, channel), cursor)
         yield from newest_first(pages, ctx, cursor, MESSAGE_TIMESTAMPS, report, _changed)
         cursor.finish()
 
@@ -95,31 +95,6 @@ def _message_pages(ctx: LocationContext, channel: str | None) -> Iterator[list[d
                               location_id=ctx.location_id, params=query)
 
     return export_cursor_pages(fetch, params, "messages")
-
-
-# pages a warm stream may hold before its resource reads them (a messages page is 500 rows)
-WARM_DEPTH = {"conversations": 60, "messages": 40}
-
-
-def warm(ctx: LocationContext, resource: str, state: dict[str, Any]) -> None:
-    """Start a resource's backfill stream now, before its extract, from its state read outside dlt.
-
-    The sync calls this while it normalizes and loads an earlier resource: that CPU work would
-    otherwise leave the location's request budget idle. Only a backfill (no cursor) is warmed:
-    every page of it will be read, whereas an incremental walk stops early and pages fetched
-    ahead of that stop would be wasted requests.
-    """
-    if resource == "conversations":
-        cursor = LocationCursor(ctx, resource, state=state)
-        key, start = "conversations", lambda: _conversation_pages(ctx)
-    elif resource == "messages":
-        cursor = LocationCursor(ctx, resource, state=state)
-        key, start = "messages/None", lambda: _message_pages(ctx, None)
-    else:
-        return
-    if key in ctx.warm or cursor.stored is not None or ctx.options.start_date is not None:
-        return
-    ctx.warm[key] = Prefetcher(start(), depth=WARM_DEPTH[resource], start=True)
 
 
 def ahead_on_backfill(pages: Iterator[list[dict[str, Any]]], cursor: LocationCursor) -> Iterator[list[dict[str, Any]]]:

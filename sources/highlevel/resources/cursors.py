@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import dlt
-
 from ..normalize import to_iso_z, to_utc
 from .context import LocationContext
 
@@ -21,13 +19,11 @@ from .context import LocationContext
 class LocationCursor:
     """`stream` separates independent streams of one resource (the message export's email pass)."""
 
-    def __init__(self, ctx: LocationContext, resource: str, stream: str | None = None,
-                 state: dict[str, Any] | None = None) -> None:
-        """`state`: the resource's state read outside an extract (a copy, to look, not to save)."""
+    def __init__(self, ctx: LocationContext, resource: str, stream: str | None = None) -> None:
         self.ctx = ctx
         self.resource = resource
         self.key = ctx.location_id if stream is None else f"{ctx.location_id}/{stream}"
-        self._state: dict[str, Any] = dlt.current.resource_state() if state is None else state
+        self._state: dict[str, Any] = ctx.resource_state(resource)
         self._cursors: dict[str, str] = self._state.setdefault("cursors", {})
         options = ctx.options
         # a backfill window (end_date) and --full-refresh neither read nor move the stored cursor

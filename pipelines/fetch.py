@@ -1,0 +1,215 @@
+"""Reading locations side by side, ahead of the loader.
+
+Each location is read in a worker thread (at most `max_parallel` at once), resource after
+resource, at its own rate budget (the client paces each location separately). What a read
+yields goes into a spill buffer, so requests never wait for the CPU-heavy normalize and load of
+earlier data. Each finished read (a resource, or one chunk of a long one) becomes a `Unit`;
+the main thread takes the units that are ready in batches, extracts and loads them together.
+
+A read that fails leaves no unit: its rows and cursor are dropped, as if never read.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sources.highlevel import LocationContext, location_state, read_resource
+
+from . import deletions
+from .results import LocationResult, describe_failure, is_location_fatal
+from .spill import MemoryBudget, SpillBuffer
+
+logger = logging.getLogger("highlevel.fetch")
+
+Convert = Callable[[str, Any], Iterable[Any]]
+
+
+class Cancelled(Exception):
+    """The run stopped (a load failed) or this location's data can no longer be committed."""
+
+
+@dataclass
+class LocationRun:
+    """One location's way through the run: read by a worker, extracted and loaded by the main thread."""
+
+    ctx: LocationContext
+    result: LocationResult
+    started: float = field(default_factory=time.monotonic)
+    read_done: bool = False
+    dropped: bool = False  # an extract of its data failed: later units must not commit past it
+
+    @property
+    def location_id(self) -> str:
+        return self.ctx.location_id
+
+
+@dataclass
+class Unit:
+    """One finished read of one resource (or one chunk of it) of one location, ready to extract."""
+
+    run: LocationRun
+    resource: str
+    buffer: SpillBuffer
+    state: dict[str, Any]  # the location's part of the resource state after this read
+    rows: Counter[str]  # rows per table, as read
+
+    @property
+    def row_count(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass
+class Batch:
+    """Units to extract and load together, and the locations that are complete once they are loaded."""
+
+    units: list[Unit]
+    finished: list[LocationRun]
+
+
+@dataclass
+class _Done:
+    run: LocationRun
+
+
+class Fetcher:
+    """Starts location reads as slots free up and hands out what they read, in batches."""
+
+    def __init__(
+        self,
+        resources: Sequence[str],
+        start: Callable[[str], LocationRun],
+        convert: Convert,
+        budget: MemoryBudget,
+        max_parallel: int,
+    ) -> None:
+        """`start(location_id)` prepares a location in the main thread (its context, state,
+        pending deletions) and returns its run; reading then happens in a worker."""
+        self._resources = list(resources)
+        self._start = start
+        self._convert = convert
+        self._budget = budget
+        self._max_parallel = max_parallel
+        self._events: queue.Queue[Unit | _Done] = queue.Queue()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def batches(self, locations: Iterable[str], max_rows: int) -> Iterator[Batch]:
+        """Batches of ready units, oldest first, each at most `max_rows` rows (but one unit at least).
+
+        Never waits while something is ready: the loader takes what arrived during its last load,
+        so batches grow by themselves when loading is the slower side.
+        """
+        waiting = iter(locations)
+        active = 0
+        ready: list[Unit] = []
+        read: list[LocationRun] = []
+        with ThreadPoolExecutor(max_workers=self._max_parallel, thread_name_prefix="highlevel-location") as pool:
+            try:
+                while True:
+                    while active < self._max_parallel and not self._cancelled.is_set():
+                        location_id = next(waiting, None)
+                        if location_id is None:
+                            break
+                        pool.submit(self._read_location, self._start(location_id))
+                        active += 1
+                    if not (active or ready or read):
+                        return
+                    block = not ready and not read
+                    while True:
+                        try:
+                            event = self._events.get(block=block)
+                        except queue.Empty:
+                            break
+                        block = False
+                        if isinstance(event, _Done):
+                            active -= 1
+                            event.run.read_done = True
+                            read.append(event.run)
+                        elif event.run.dropped or self._cancelled.is_set():
+                            event.buffer.close()
+                        else:
+                            ready.append(event)
+                    taken: list[Unit] = []
+                    rows = 0
+                    while ready and (not taken or rows + ready[0].row_count <= max_rows):
+                        unit = ready.pop(0)
+                        taken.append(unit)
+                        rows += unit.row_count
+                    left = {id(unit.run) for unit in ready}
+                    finished = [run for run in read if id(run) not in left]
+                    read = [run for run in read if id(run) in left]
+                    yield Batch(taken, finished)
+            finally:
+                self._cancelled.set()  # on any exit: workers stop at their next item
+                for unit in ready:
+                    unit.buffer.close()
+
+    def _read_location(self, run: LocationRun) -> None:
+        try:
+            for name in self._resources:
+                if not self._read_resource(run, name):
+                    break
+        except Cancelled:
+            pass
+        except Exception as exc:  # a bug, not an API failure: name it and keep the other locations going
+            logger.debug("location %s: reading failed", run.location_id, exc_info=True)
+            run.result.resource_errors["(read)"] = describe_failure(exc)
+        finally:
+            self._events.put(_Done(run))
+
+    def _read_resource(self, run: LocationRun, name: str) -> bool:
+        """Read one resource (every chunk of it); False when the location cannot go on."""
+        ctx = run.ctx
+        report = ctx.report(name)
+        more = True
+        while more:
+            report.more = False
+            buffer = SpillBuffer(self._budget)
+            rows: Counter[str] = Counter()
+            try:
+                for item in read_resource(ctx, name):
+                    if self._cancelled.is_set() or run.dropped:
+                        raise Cancelled
+                    for out in self._convert(name, item):
+                        buffer.append(out)
+                        rows[table_of(name, out)] += count_rows(out)
+            except Cancelled:
+                buffer.close()
+                raise
+            except Exception as exc:
+                buffer.close()
+                run.result.resource_errors[name] = describe_failure(exc)
+                deletions.forget(ctx, name)
+                logger.debug("location %s resource %s failed", run.location_id, name, exc_info=True)
+                return not is_location_fatal(exc)
+            more = report.more
+            states = ctx.states or {}
+            self._events.put(Unit(run, name, buffer, location_state(states.get(name, {}), run.location_id), rows))
+        return True
+
+
+def table_of(resource: str, item: Any) -> str:
+    """The table an extracted item goes to: its hinted table name, else the resource's."""
+    meta = getattr(item, "meta", None)
+    hints = getattr(meta, "hints", None)
+    if isinstance(hints, dict) and isinstance(hints.get("table_name"), str):
+        return str(hints["table_name"])
+    name = getattr(meta, "table_name", None)
+    return name if isinstance(name, str) else resource
+
+
+def count_rows(item: Any) -> int:
+    data = getattr(item, "data", item) if hasattr(item, "meta") else item
+    if hasattr(data, "num_rows"):
+        return int(data.num_rows)
+    return len(data) if isinstance(data, list) else 1
