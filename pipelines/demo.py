@@ -12,11 +12,14 @@ import duckdb
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.config import validate
 
+from .progress import SyncProgress
 from .report import format_summary
+from .results import SyncResult
 from .sync import SyncRequest, duckdb_destination, run_sync
 
 
-def run_demo(path: str, contacts: int) -> int:
+def run_demo(path: str, contacts: int, live: bool | None = None) -> int:
+    """Three runs over one sandbox, each with the progress display (`live`: see SyncProgress)."""
     from sandbox import Sandbox, SandboxConfig
 
     db_path = Path(path).resolve()
@@ -32,8 +35,13 @@ def run_demo(path: str, contacts: int) -> int:
             request = SyncRequest(
                 destination=duckdb_destination(db_path), pipeline_name="highlevel_demo", pipelines_dir=state_dir
             )
-            print("\n== Run 1: full backfill ==")
-            first = run_sync(request, config=source_config, auth=auth)
+
+            def sync(request: SyncRequest) -> SyncResult:
+                with SyncProgress(live=live) as progress:
+                    return run_sync(request, config=source_config, auth=auth, progress=progress)
+
+            print("\n== Run 1: full backfill ==", flush=True)
+            first = sync(request)
             print(format_summary(first))
 
             big = sb.location_ids[0]
@@ -45,15 +53,15 @@ def run_demo(path: str, contacts: int) -> int:
                 "Waiting for the search index to catch up..."
             )
             sb.wait_for_index()
-            print("\n== Run 2: incremental ==")
-            second = run_sync(request, config=source_config, auth=auth)
+            print("\n== Run 2: incremental ==", flush=True)
+            second = sync(request)
             print(format_summary(second))
             print(
                 "\nPolling cannot see deletions in HighLevel: the 3 deleted contacts are still loaded. A ContactDelete "
                 "webhook (`highlevel-sync webhooks serve`) or a reconcile sweep removes them."
             )
-            print("\n== Run 3: incremental with --reconcile (lists every id, deletes the missing ones) ==")
-            third = run_sync(replace(request, reconcile=True), config=source_config, auth=auth)
+            print("\n== Run 3: incremental with --reconcile (lists every id, deletes the missing ones) ==", flush=True)
+            third = sync(replace(request, reconcile=True))
             print(format_summary(third))
             print("\nTables in", db_path)
             _print_tables(db_path)

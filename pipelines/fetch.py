@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.highlevel import LocationContext, location_state, read_resource
+from sources.highlevel.spill import MemoryBudget, SpillBuffer
 
 from . import deletions
 from .results import LocationResult, describe_failure, is_location_fatal
-from .spill import MemoryBudget, SpillBuffer
 
 logger = logging.getLogger("highlevel.fetch")
 

@@ -7,6 +7,7 @@ code; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -17,7 +18,8 @@ from sources.highlevel.config import load_config, parse_date
 from sources.highlevel.errors import HighLevelError
 
 from . import auth_cli
-from .report import format_summary
+from .progress import SyncProgress
+from .report import format_summary, summary_json
 from .sync import SyncRequest, run_sync
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end-date", help="ISO date: end of a backfill window (does not move cursors)")
     run.add_argument("--reconcile", action="store_true",
                      help="also list every contact and opportunity id and delete the ones HighLevel no longer has")
+    run.add_argument("--json", action="store_true",
+                     help="print the summary as one JSON object on stdout (progress stays on stderr)")
 
     demo = sub.add_parser("demo", help="sync the bundled sandbox into ./highlevel_demo.duckdb, twice")
     demo.add_argument("--path", default="highlevel_demo.duckdb")
@@ -82,18 +86,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    # httpx logs every URL at INFO; dlt is chatty. Neither belongs in a run's progress output.
+class _StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each record, not as it was at setup.
+
+    The live progress display swaps sys.stderr for a proxy that prints above the display; a
+    handler holding the original stream would draw through the table instead.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+class _DropBelow(logging.Filter):
+    """Drops records under a level, whatever level their logger is set to."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+def configure_logging(debug: bool, *, quiet: bool = False) -> None:
+    """Route every log record to stderr in one format; `quiet` (run, demo) leaves the terminal to progress.
+
+    Levels: --debug shows everything; otherwise INFO, or WARNING when quiet. dlt's internal
+    warnings (all-null columns, schema hashes, package notices) are kept out unless --debug: they
+    describe dlt's bookkeeping, not the user's data, and the run summary reports what matters.
+    Safe to call again (tests run `main` many times in one process).
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    # httpx logs every URL at INFO (tokens never, but noise always); uvicorn logs every request
     for name in ("httpx", "httpcore", "uvicorn", "uvicorn.error"):
-        logging.getLogger(name).setLevel(logging.WARNING if not debug else logging.INFO)
-    # dlt warns about every all-null column and schema hash; the run summary says what matters
-    logging.getLogger("dlt").setLevel(logging.ERROR if not debug else logging.INFO)
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
+
+    # dlt logs through its own "dlt" logger: when its runtime starts (the first dlt.pipeline()) dlt
+    # gives that logger a stderr handler of its own, `propagate = False` and the level of
+    # `runtime.log_level` (WARNING by default and in .dlt/config.toml), so neither our root level nor
+    # a setLevel made before then holds. A filter on the logger survives dlt's (re)initialisation.
+    # The config value is for spawned pool workers (dlt spawns rather than forks off the main thread
+    # or under an orchestrator): they set up dlt's logging afresh from the resolved runtime config.
+    dlt_logger = logging.getLogger("dlt")
+    for old in [f for f in dlt_logger.filters if isinstance(f, _DropBelow)]:
+        dlt_logger.removeFilter(old)
+    if not debug:
+        dlt_logger.addFilter(_DropBelow(logging.ERROR))
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    # dlt's deprecation notices use the warnings module: log them, so the same levels apply
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if debug else logging.ERROR)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -109,8 +158,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         end_date=parse_date("--end-date", args.end_date),
         reconcile=args.reconcile,
     )
-    result = run_sync(request, config=load_config())
-    print(format_summary(result))
+    config = load_config()
+    # --debug logs a lot and dlt writes around any live display: plain progress lines then
+    with SyncProgress(live=False if args.debug else None) as progress:
+        result = run_sync(request, config=config, progress=progress)
+    if args.json:
+        print(json.dumps(summary_json(result)))
+    else:
+        print(format_summary(result))
     for failed in (loc for loc in result.locations if not loc.ok):
         print(f"error: {failed.error}", file=sys.stderr)
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -137,7 +192,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.path, args.contacts)
+    return run_demo(args.path, args.contacts, live=False if args.debug else None)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -165,7 +220,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.debug)
+    configure_logging(args.debug, quiet=args.command in ("run", "demo"))
     commands = {"run": cmd_run, "demo": cmd_demo, "sandbox": cmd_sandbox, "auth": auth_cli.run,
                 "status": cmd_status, "webhooks": cmd_webhooks}
     try:

@@ -1,8 +1,10 @@
-"""Plain-text run summaries for the terminal (the CLI prints them; nothing here prints)."""
+"""Run summaries: plain text for a person, JSON for a script (the CLI prints them; nothing here prints)."""
 
 from __future__ import annotations
 
-from .sync import SyncResult
+from typing import Any
+
+from .results import LocationResult, SyncResult
 
 
 def format_summary(result: SyncResult) -> str:
@@ -30,3 +32,35 @@ def format_summary(result: SyncResult) -> str:
         if loc.error and not loc.resource_errors:
             lines.append(f"    error: {loc.error}")
     return "\n".join(lines)
+
+
+def summary_json(result: SyncResult) -> dict[str, Any]:
+    """The run summary as one JSON-ready object, for `highlevel-sync run --json`.
+
+    The same facts as `format_summary`, keyed for schedulers and scripts that decide what to do
+    next (alert, retry a location, watch the daily quota); field names are part of the CLI contract.
+    """
+    return {
+        "ok": result.ok,
+        "seconds": round(result.seconds, 3),
+        "rows": result.rows_by_table(),
+        "locations": [_location_json(loc) for loc in result.locations],
+    }
+
+
+def _location_json(loc: LocationResult) -> dict[str, Any]:
+    stats = loc.stats
+    return {
+        "location_id": loc.location_id,
+        "ok": loc.ok,
+        "error": loc.error,
+        "resource_errors": dict(sorted(loc.resource_errors.items())),
+        "rows": dict(sorted(loc.rows.items())),
+        "requests": stats.requests,
+        "throttled": stats.throttled,
+        "retries": stats.retries,
+        "daily_remaining": stats.daily_remaining,
+        "seconds": round(loc.seconds, 3),
+        "warnings": list(loc.warnings),
+        "notes": dict(sorted(loc.notes.items())),
+    }

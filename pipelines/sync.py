@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
@@ -39,13 +39,14 @@ from sources.highlevel import (
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import ConfigError
+from sources.highlevel.spill import MemoryBudget
 
 from . import deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
 from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
+from .progress import ProgressSink
 from .results import LocationResult, SyncResult, describe_failure
-from .spill import MemoryBudget
 
 __all__ = ["LocationResult", "SyncRequest", "SyncResult", "describe_failure", "make_pipeline", "run_sync"]
 
@@ -76,16 +77,6 @@ class SyncRequest:
     end_date: datetime | None = None
     reconcile: bool = False
     inbox_path: str | None = None  # default: sources.highlevel.webhook_inbox_path, else DEFAULT_INBOX
-
-
-class ProgressSink(Protocol):
-    """Who watches a run (the CLI's live display); called from the main thread."""
-
-    def location_started(self, location_id: str, reports: Any, stats: LocationStats) -> None: ...
-
-    def location_finished(self, result: LocationResult) -> None: ...
-
-    def stage(self, message: str) -> None: ...
 
 
 @dataclass
@@ -153,6 +144,8 @@ def run_sync(
                           plan.config.max_parallel_locations)
         batch_rows = plan.options.chunk_rows or LOAD_BATCH_ROWS
         locations = _locations(plan, client)
+        if progress is not None:
+            progress.locations_planned(len(locations))
         for batch in fetcher.batches(locations, batch_rows):
             failure = _extract_and_load(pipeline, batch, loader_format, table_rows, progress)
             if failure is not None:  # the destination refused: nothing more can commit in this run

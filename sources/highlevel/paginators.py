@@ -6,12 +6,12 @@ testable without a network. Every paginator refuses to loop: a cursor seen twice
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .errors import ApiError
+from .spill import SpillQueue
 
 T = TypeVar("T")
 Page = list[dict[str, Any]]
@@ -190,17 +190,17 @@ _DONE = object()
 
 
 class Prefetcher(Iterator[T]):
-    """Fetches pages in a background thread, at most `depth` ahead of the consumer.
+    """Fetches pages in a background thread, as fast as the rate budget allows, however slow the
+    consumer: the first `depth` waiting pages stay in memory, later ones spill to disk.
 
-    Paging cursors come from the page just fetched, so the thread can run ahead on its own. Built
-    with `start=True` it begins at once: a later resource's first pages arrive while the CPU is
-    busy loading an earlier one (see `warm`). Errors surface in the consumer at the point they
-    happened; `close()` (or finishing) stops the thread.
+    Paging cursors come from the page just fetched, so the thread runs ahead on its own. Built
+    with `start=True` it begins at once, else on the first read. Errors surface in the consumer
+    at the point they happened; `close()` (or finishing) stops the thread.
     """
 
     def __init__(self, pages: Iterable[T], depth: int = 2, start: bool = False) -> None:
         self._pages = pages
-        self._buffer: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+        self._buffer = SpillQueue(depth)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._produce, name="highlevel-prefetch", daemon=True)
         self._done = False
@@ -210,14 +210,9 @@ class Prefetcher(Iterator[T]):
     def _produce(self) -> None:
         try:
             for page in self._pages:
-                while not self._stop.is_set():
-                    try:
-                        self._buffer.put(("page", page), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
                 if self._stop.is_set():
                     return
+                self._buffer.put(("page", page))
             self._buffer.put(("done", _DONE))
         except BaseException as exc:  # handed to the consumer, raised there
             self._buffer.put(("error", exc))
@@ -236,22 +231,20 @@ class Prefetcher(Iterator[T]):
         raise StopIteration
 
     def close(self) -> None:
-        """Stop fetching; pages already fetched are dropped."""
+        """Stop fetching (after the request in flight); pages already fetched are dropped."""
         self._done = True
         self._stop.set()
-        while self._worker.is_alive():
-            try:
-                self._buffer.get_nowait()
-            except queue.Empty:
-                self._worker.join(timeout=0.1)
+        if self._worker.ident is not None:
+            self._worker.join()
+        self._buffer.close()
 
     def __del__(self) -> None:
         self._stop.set()
 
 
 def prefetch(pages: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Fetch the next pages in a background thread while the caller processes the current one;
-    `depth` bounds how far ahead (memory stays flat). Closing the generator stops the thread."""
+    """Fetch pages in a background thread while the caller processes earlier ones; `depth` pages
+    wait in memory, more on disk (memory stays flat). Closing the generator stops the thread."""
     fetcher = Prefetcher(pages, depth)
     try:
         yield from fetcher

@@ -89,14 +89,16 @@ def test_prefetch_stops_fetching_when_the_consumer_stops() -> None:
 
     def pages() -> Any:
         for i in range(1000):
+            time.sleep(0.005)  # a request
             fetched.append(i)
             yield i
 
     gen = prefetch(pages(), depth=2)
     assert next(gen) == 0
     gen.close()
-    time.sleep(0.3)
-    assert len(fetched) <= 4  # one in hand, `depth` queued, one blocked on put
+    stopped_at = len(fetched)
+    time.sleep(0.1)
+    assert len(fetched) == stopped_at < 1000  # nothing is requested after close
 
 
 def test_row_limit_cuts_after_full_pages_without_fetching_more() -> None:
@@ -121,7 +123,7 @@ def test_row_limit_cuts_after_full_pages_without_fetching_more() -> None:
     assert ids == [f"c{i:05d}" for i in range(2_300)]
 
 
-def test_an_eager_prefetcher_fetches_before_it_is_read_and_stops_when_closed() -> None:
+def test_a_prefetcher_never_waits_for_its_consumer_and_spills_what_waits_beyond_depth() -> None:
     import time
 
     from sources.highlevel.paginators import Prefetcher
@@ -129,19 +131,33 @@ def test_an_eager_prefetcher_fetches_before_it_is_read_and_stops_when_closed() -
     fetched: list[int] = []
 
     def pages() -> Any:
-        for i in range(1000):
+        for i in range(300):
             fetched.append(i)
-            yield i
+            yield [{"id": i, "pad": "x" * 100}]
 
     ahead = Prefetcher(pages(), depth=5, start=True)
-    time.sleep(0.3)
-    assert 5 <= len(fetched) <= 7  # filled its buffer with nobody reading
-    assert next(ahead) == 0
-    ahead.close()
-    time.sleep(0.3)
-    assert len(fetched) <= 8
+    deadline = time.monotonic() + 5
+    while len(fetched) < 300 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fetched) == 300  # fetched everything with nobody reading
+    buffer = ahead._buffer
+    assert buffer._in_memory == 5 and buffer._on_disk == 296  # 295 pages and the end marker
+    assert [page[0]["id"] for page in ahead] == list(range(300))  # in order, from memory then disk
     lazy = Prefetcher(iter(range(3)), depth=2)
     assert list(lazy) == [0, 1, 2]
+
+
+def test_a_spill_queue_reuses_its_file_once_drained() -> None:
+    from sources.highlevel.spill import SpillQueue
+
+    q = SpillQueue(memory_items=2)
+    for i in range(10):
+        q.put(i)
+    assert [q.get() for _ in range(10)] == list(range(10))
+    assert q._on_disk == 0 and q._end == 0  # the file was reset
+    q.put("again")
+    assert q.get() == "again"
+    q.close()
 
 
 def test_row_limit_does_not_cut_when_the_total_says_the_walk_is_over() -> None:

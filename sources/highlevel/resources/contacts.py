@@ -125,6 +125,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size, already=seen)
     last_page: list[dict[str, Any]] = []
     for page, response in prefetch(limit(search_after_pages(fetch, body, "contacts", page_size, after=after))):
+        if isinstance(response.get("total"), int):
+            report.total = response["total"]
         for contact in page:
             listed.add(str(contact.get("id")))
             if contact.get("id") in deleted:

@@ -173,7 +173,9 @@ def _post_search(
         return ctx.client.post(settings.OPPORTUNITIES_SEARCH, version=settings.VERSION_2021_07_28,
                                location_id=ctx.location_id, json=request)
 
-    for page, _ in search_after_pages(fetch, body, "opportunities", settings.OPPORTUNITIES_POST_LIMIT, "limit"):
+    for page, response in search_after_pages(fetch, body, "opportunities", settings.OPPORTUNITIES_POST_LIMIT, "limit"):
+        if isinstance(response.get("total"), int):
+            ctx.report("opportunities").total = response["total"]
         yield page
 
 

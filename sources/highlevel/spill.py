@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,3 +91,60 @@ class SpillBuffer:
             self._file.close()
             self._file = None
         self._spilled = self.items = 0
+
+
+class SpillQueue:
+    """A first-in first-out queue between one producer thread and one consumer that never blocks
+    the producer: the first `memory_items` waiting items stay in memory, later ones go to a
+    temporary file until the consumer catches up (the file is reset whenever the queue empties)."""
+
+    def __init__(self, memory_items: int) -> None:
+        self._memory_items = max(1, memory_items)
+        self._waiting: deque[tuple[bool, Any]] = deque()  # (on disk?, item or (offset, size))
+        self._in_memory = 0
+        self._on_disk = 0
+        self._file: Any = None
+        self._end = 0
+        self._ready = threading.Condition()
+
+    def put(self, item: Any) -> None:
+        with self._ready:
+            if self._in_memory < self._memory_items and not self._on_disk:
+                self._waiting.append((False, item))
+                self._in_memory += 1
+            else:
+                blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="highlevel-pages-")  # noqa: SIM115
+                self._file.seek(self._end)
+                self._file.write(blob)
+                self._waiting.append((True, (self._end, len(blob))))
+                self._end += len(blob)
+                self._on_disk += 1
+            self._ready.notify()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The oldest item; raises queue.Empty after `timeout` seconds without one."""
+        with self._ready:
+            if not self._waiting and not self._ready.wait_for(lambda: bool(self._waiting), timeout):
+                raise queue.Empty
+            on_disk, entry = self._waiting.popleft()
+            if not on_disk:
+                self._in_memory -= 1
+                return entry
+            offset, size = entry
+            self._file.seek(offset)
+            item = pickle.loads(self._file.read(size))
+            self._on_disk -= 1
+            if not self._on_disk:
+                self._file.truncate(0)
+                self._end = 0
+            return item
+
+    def close(self) -> None:
+        with self._ready:
+            self._waiting.clear()
+            self._in_memory = self._on_disk = 0
+            if self._file is not None:
+                self._file.close()
+                self._file = None
