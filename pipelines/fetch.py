@@ -103,19 +103,21 @@ class Fetcher:
     def cancel(self) -> None:
         self._cancelled.set()
 
-    def batches(self, locations: Iterable[str], max_rows: int) -> Iterator[Batch]:
+    def batches(self, locations: Iterable[str], max_rows: int, max_wait_s: float = 10.0) -> Iterator[Batch]:
         """Batches of ready units, oldest first, each at most `max_rows` rows (but one unit at least).
 
-        Never waits while something is ready: the loader takes what arrived during its last load,
-        so batches grow by themselves when loading is the slower side.
+        Every extract + load cycle has a fixed cost (about a second on DuckDB, whatever its size),
+        so small reads wait for company: a batch goes when `max_rows` rows are ready, when a ready
+        read has waited `max_wait_s`, or when no read is running any more.
         """
         waiting = iter(locations)
         active = 0
-        ready: list[Unit] = []
+        ready: list[tuple[float, Unit]] = []
         read: list[LocationRun] = []
         with ThreadPoolExecutor(max_workers=self._max_parallel, thread_name_prefix="highlevel-location") as pool:
             try:
                 while True:
+                    active -= self._drain(ready, read)
                     while active < self._max_parallel and not self._cancelled.is_set():
                         location_id = next(waiting, None)
                         if location_id is None:
@@ -124,35 +126,48 @@ class Fetcher:
                         active += 1
                     if not (active or ready or read):
                         return
-                    block = not ready and not read
-                    while True:
+                    due = not active or sum(unit.row_count for _, unit in ready) >= max_rows
+                    if not due:
+                        timeout = None if not ready else max(0.0, ready[0][0] + max_wait_s - time.monotonic())
                         try:
-                            event = self._events.get(block=block)
+                            active -= self._collect(self._events.get(timeout=timeout), ready, read)
+                            continue  # something happened: look again
                         except queue.Empty:
-                            break
-                        block = False
-                        if isinstance(event, _Done):
-                            active -= 1
-                            event.run.read_done = True
-                            read.append(event.run)
-                        elif event.run.dropped or self._cancelled.is_set():
-                            event.buffer.close()
-                        else:
-                            ready.append(event)
+                            pass  # the oldest ready read waited long enough
                     taken: list[Unit] = []
                     rows = 0
-                    while ready and (not taken or rows + ready[0].row_count <= max_rows):
-                        unit = ready.pop(0)
+                    while ready and (not taken or rows + ready[0][1].row_count <= max_rows):
+                        unit = ready.pop(0)[1]
                         taken.append(unit)
                         rows += unit.row_count
-                    left = {id(unit.run) for unit in ready}
+                    left = {id(unit.run) for _, unit in ready}
                     finished = [run for run in read if id(run) not in left]
                     read = [run for run in read if id(run) in left]
                     yield Batch(taken, finished)
             finally:
                 self._cancelled.set()  # on any exit: workers stop at their next item
-                for unit in ready:
+                for _, unit in ready:
                     unit.buffer.close()
+
+    def _collect(self, event: Unit | _Done, ready: list[tuple[float, Unit]], read: list[LocationRun]) -> int:
+        """File one event; 1 when it says a location's reading ended."""
+        if isinstance(event, _Done):
+            event.run.read_done = True
+            read.append(event.run)
+            return 1
+        if event.run.dropped or self._cancelled.is_set():
+            event.buffer.close()
+        else:
+            ready.append((time.monotonic(), event))
+        return 0
+
+    def _drain(self, ready: list[tuple[float, Unit]], read: list[LocationRun]) -> int:
+        ended = 0
+        while True:
+            try:
+                ended += self._collect(self._events.get_nowait(), ready, read)
+            except queue.Empty:
+                return ended
 
     def _read_location(self, run: LocationRun) -> None:
         try:
