@@ -20,9 +20,11 @@ from sources.highlevel.errors import HighLevelError
 from . import auth_cli
 from .progress import SyncProgress
 from .report import format_summary, summary_json
+from .runlock import RunInProgress
 from .sync import SyncRequest, run_sync
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run of the pipeline is in progress (--no-wait); try again later
 
 
 def _csv(value: str) -> list[str]:
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also list every contact and opportunity id and delete the ones HighLevel no longer has")
     run.add_argument("--json", action="store_true",
                      help="print the summary as one JSON object on stdout (progress stays on stderr)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="if another run of this pipeline is in progress, exit 75 at once instead of waiting")
 
     demo = sub.add_parser("demo", help="sync the bundled sandbox into ./highlevel_demo.duckdb, twice")
     demo.add_argument("--path", default="highlevel_demo.duckdb")
@@ -157,6 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         start_date=parse_date("--start-date", args.start_date),
         end_date=parse_date("--end-date", args.end_date),
         reconcile=args.reconcile,
+        wait=not args.no_wait,
     )
     config = load_config()
     # --debug logs a lot and dlt writes around any live display: plain progress lines then
@@ -225,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "status": cmd_status, "webhooks": cmd_webhooks}
     try:
         return commands[args.command](args)
+    except RunInProgress as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BUSY
     except HighLevelError as exc:
         if args.debug:
             logging.exception("failed")

@@ -47,6 +47,7 @@ from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
 from .progress import ProgressSink
 from .results import LocationResult, SyncResult, describe_failure
+from .runlock import run_lock
 
 __all__ = ["LocationResult", "SyncRequest", "SyncResult", "describe_failure", "make_pipeline", "run_sync"]
 
@@ -77,6 +78,7 @@ class SyncRequest:
     end_date: datetime | None = None
     reconcile: bool = False
     inbox_path: str | None = None  # default: sources.highlevel.webhook_inbox_path, else DEFAULT_INBOX
+    wait: bool = True  # another run of the pipeline in progress: wait for it (False: RunInProgress)
 
 
 @dataclass
@@ -112,10 +114,18 @@ def run_sync(
 ) -> SyncResult:
     """Sync every selected location; never raises for a location's failure (see SyncResult.ok).
 
-    Raises ConfigError before any request when the configuration cannot work.
+    Raises ConfigError before any request when the configuration cannot work, and RunInProgress /
+    RunLockTimeout when another run of the same pipeline holds it.
     """
     started = time.monotonic()
     plan = _plan(request, config or load_config(), auth)
+    with run_lock(request.pipeline_name, request.pipelines_dir, plan.config.run_lock_timeout_s, request.wait):
+        return _sync(request, plan, client_options, progress, started)
+
+
+def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | None, progress: ProgressSink | None,
+          started: float) -> SyncResult:
+    """Stages 2 to 4, under the pipeline's run lock."""
     pipeline = make_pipeline(request)
     _discard_unloaded(pipeline)
     inbox = deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")

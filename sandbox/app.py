@@ -45,7 +45,7 @@ def build_app(sb: Sandbox) -> Starlette:
         Route("/locations/{location_id}/customFields", gw.route(V2021_07_28, bind(rc.custom_fields)),
               methods=["GET"]),
         Route("/users/search", gw.route(V2021_07_28, bind(rc.search_users), company_ok=True), methods=["GET"]),
-        *routes_more.routes(world, gw),
+        *routes_more.routes(world, gw, sb.opportunity_search),
         *oauth.routes(sb.oauth, gw),
         *control_routes(sb),
     ]
@@ -125,6 +125,13 @@ def control_routes(sb: Sandbox) -> list[Route]:
             sb.faults.set(**body)
         return {"ok": True}
 
+    def opportunity_search(request: Request, body: dict[str, Any]) -> Any:
+        if body.pop("clear", False):
+            sb.opportunity_search.clear()
+        if "answer" in body:
+            sb.opportunity_search.set(str(body["answer"]), body.get("locationId"))
+        return {"ok": True}
+
     def ratelimits(request: Request, body: dict[str, Any]) -> Any:
         if body.pop("reset", False):
             sb.reset_rate_limits()
@@ -143,5 +150,6 @@ def control_routes(sb: Sandbox) -> list[Route]:
         Route("/__sandbox__/requests", control(requests), methods=["GET", "DELETE"]),
         Route("/__sandbox__/faults", control(faults), methods=["POST"]),
         Route("/__sandbox__/ratelimits", control(ratelimits), methods=["POST"]),
+        Route("/__sandbox__/opportunity-search", control(opportunity_search), methods=["POST"]),
         Route("/__sandbox__/wait-for-index", control(wait_for_index), methods=["POST"]),
     ]

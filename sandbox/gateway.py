@@ -47,6 +47,16 @@ class ApiFailure(Exception):
             self.body["error"] = error
 
 
+class RawAnswer(Exception):
+    """Raised by handlers to answer with exactly these bytes (an empty or non-JSON body)."""
+
+    def __init__(self, status: int, content: bytes, media_type: str) -> None:
+        super().__init__(f"HTTP {status} with a raw body")
+        self.status = status
+        self.content = content
+        self.media_type = media_type
+
+
 def unprocessable(*messages: str) -> ApiFailure:
     """A 422 as HighLevel's validation layer sends it: `message` is a list of strings."""
     return ApiFailure(422, list(messages) or ["Unprocessable Entity"], "Unprocessable Entity")
@@ -165,6 +175,8 @@ class Gateway:
             assert isinstance(result, dict)
         except ApiFailure as failure:
             return json_response(failure.status, failure.body, headers)
+        except RawAnswer as raw:
+            return Response(raw.content, status_code=raw.status, media_type=raw.media_type, headers=headers)
         result.setdefault("traceId", str(uuid.uuid4()))
         return json_response(200, result, headers)
 

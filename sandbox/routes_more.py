@@ -11,9 +11,10 @@ import orjson
 from starlette.routing import Route
 
 from .data import ms_of
-from .gateway import ApiFailure, Call, Gateway, unprocessable
+from .gateway import ApiFailure, Call, Gateway, RawAnswer, unprocessable
 from .index import IndexedRecords
 from .routes_contacts import _location
+from .search_answers import OpportunitySearchAnswers
 from .world import World
 
 V0728, V0415 = "2021-07-28", "2021-04-15"
@@ -56,9 +57,38 @@ def get_opportunities(world: World, call: Call) -> dict[str, Any]:
     return {"opportunities": rows, "meta": meta, "aggregations": {}}
 
 
-def post_opportunities(world: World, call: Call) -> dict[str, Any]:
-    """Advanced search: filters/sort on an update field only if this sandbox is set to honour one."""
-    body = call.body
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>HighLevel</title></head><body><div id=app></div></body></html>"
+
+
+def _switched(answer: str, call: Call) -> Any:
+    """Apply a switched answer (search_answers.py): raise it, or return the body the route then sees."""
+    body, path = call.body, call.request.url.path
+    if answer in ("405", "404"):
+        raise ApiFailure(int(answer), f"Cannot POST {path}", "Method Not Allowed" if answer == "405" else "Not Found")
+    if answer == "403":
+        raise ApiFailure(403, "Forbidden resource", "Forbidden")
+    if answer == "empty":
+        raise RawAnswer(200, b"", "application/json")
+    if answer == "non_json":
+        raise RawAnswer(200, HTML_PAGE, "text/html; charset=utf-8")
+    extended = [key for key in ("filters", "sort") if isinstance(body, dict) and body.get(key)]
+    if answer == "422" and extended:
+        raise unprocessable(*(f"property {key} should not exist" for key in extended))
+    if answer == "400" and extended:
+        items = body[extended[0]]
+        field = items[0].get("field") if isinstance(items, list) and items and isinstance(items[0], dict) else None
+        raise ApiFailure(400, f"Invalid {extended[0]}: field {field} is not supported", "Bad Request")
+    if answer == "ignore_filter" and isinstance(body, dict):
+        return {key: value for key, value in body.items() if key not in ("filters", "sort")}
+    return body
+
+
+def post_opportunities(world: World, call: Call, answers: OpportunitySearchAnswers | None = None) -> dict[str, Any]:
+    """Advanced search: filters/sort on an update field only if this sandbox is set to honour one
+    (and the route answers at all: `answers` switches it to any answer seen from real accounts)."""
+    target = call.token.location_id or (call.body.get("locationId") if isinstance(call.body, dict) else None)
+    answer = answers.answer_for(target) if answers is not None else "honour"
+    body = call.body if answer == "honour" else _switched(answer, call)
     if not isinstance(body, dict):
         raise unprocessable("body must be a JSON object")
     loc = _location(world, call, body.get("locationId"))
@@ -210,13 +240,13 @@ def events(world: World, call: Call) -> dict[str, Any]:
     return {"events": sorted(rows, key=lambda e: ms_of(e["startTime"]))}
 
 
-def routes(world: World, gw: Gateway) -> list[Route]:
+def routes(world: World, gw: Gateway, answers: OpportunitySearchAnswers | None = None) -> list[Route]:
     def r(path: str, version: str, fn: Any, method: str = "GET") -> Route:
         return Route(path, gw.route(version, partial(fn, world)), methods=[method])
 
     return [
         r("/opportunities/search", V0728, get_opportunities),
-        r("/opportunities/search", V0728, post_opportunities, "POST"),
+        r("/opportunities/search", V0728, partial(post_opportunities, answers=answers), "POST"),
         r("/opportunities/pipelines", V0728, pipelines),
         r("/conversations/search", V0415, search_conversations),
         r("/conversations/messages/export", V0415, export_messages),

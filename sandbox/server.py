@@ -22,6 +22,7 @@ from .faults import Faults
 from .gateway import Gateway
 from .oauth import OAuthState
 from .ratelimit import RateLimiter
+from .search_answers import OpportunitySearchAnswers
 from .webhooks import WebhookEmitter
 from .world import World
 
@@ -41,6 +42,8 @@ class Sandbox:
         self.limiter = RateLimiter(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
                                    self.config.daily_quota)
         self.faults = Faults(self.config.seed)
+        # how POST /opportunities/search answers (`.set("405")`...): the API's unconfirmed corner
+        self.opportunity_search = OpportunitySearchAnswers()
         self.gateway = Gateway(self.world, self.limiter, self.faults)
         self.oauth = OAuthState(self.world)
         self.gateway.suspended = self.oauth.suspended

@@ -18,6 +18,8 @@ from .normalize import to_utc
 from .tokenstore import DEFAULT_TOKEN_STORE
 
 SECTION = "sources.highlevel"
+# a second run of a pipeline waits this long for the first (an hour covers a big backfill's cycle)
+DEFAULT_RUN_LOCK_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class SourceConfig:
     max_parallel_locations: int = settings.DEFAULT_MAX_PARALLEL_LOCATIONS
     # high-volume tables become Arrow tables (dlt's row normalizer skipped); False: dlt's JSON path
     columnar: bool = True
+    # how long a run waits for another run of the same pipeline to finish (pipelines/runlock.py)
+    run_lock_timeout_s: float = DEFAULT_RUN_LOCK_TIMEOUT_S
 
 
 def _lookup(key: str, secret: bool = False) -> Any:
@@ -67,6 +71,7 @@ def load_config(**overrides: Any) -> SourceConfig:
         "timeout_s": _lookup("timeout_s"),
         "max_parallel_locations": _lookup("max_parallel_locations"),
         "columnar": _lookup("columnar"),
+        "run_lock_timeout_s": _lookup("run_lock_timeout_s"),
     }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw)
@@ -101,6 +106,8 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         max_parallel_locations=int(_number("max_parallel_locations", raw.get("max_parallel_locations"),
                                            settings.DEFAULT_MAX_PARALLEL_LOCATIONS, 1, 256)),
         columnar=_flag("columnar", raw.get("columnar"), True),
+        run_lock_timeout_s=_number("run_lock_timeout_s", raw.get("run_lock_timeout_s"),
+                                   DEFAULT_RUN_LOCK_TIMEOUT_S, 0, 7 * 24 * 3600),
     )
 
 

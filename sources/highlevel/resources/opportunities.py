@@ -1,24 +1,28 @@
 """Opportunities and pipelines.
 
 `GET /opportunities/search` has no updated-since filter. The advanced `POST /opportunities/search`
-accepts filters and sorts, but the update-time field name is undocumented. So each run *probes*:
-the first POST page with a candidate field must come back sorted and filtered (rows at or after the
-window start, ascending). If a candidate is refused or its rows prove the filter was ignored, the
-next candidate is tried, and finally a full `GET` scan that keeps only rows whose `updatedAt` is in
-the window. Both paths produce the same rows; the summary reports which one ran and what it cost.
+accepts filters and sorts, but the update-time field name is undocumented and accounts answer the
+route differently (CONTRACT §9). So it is *probed*: the first POST page with a candidate field must
+come back sorted and filtered (rows at or after the window start, ascending). Any other answer but
+a bad token or the rate budget (400/403/404/405/422, 5xx, a filter ignored, an empty or non-JSON
+body) is a refusal: the next candidate is tried when the answer was about the field, and finally
+the documented full `GET` scan, which keeps only rows whose `updatedAt` is in the window. Both paths
+produce the same rows; a refusal never fails the resource. What the probe found is kept per
+location in state for a day, so steady runs pay no probe requests; the summary says which path ran.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dlt
 
 from .. import settings
-from ..errors import ApiError, AuthError
+from ..errors import ApiError, AuthError, HighLevelError, LocationAccessError, RateLimited
 from ..normalize import convert_timestamps, custom_value_row, to_iso_z, to_utc
 from ..paginators import prefetch, search_after_pages, start_after_pages
 from .columns import json_column, location_key, text, ts
@@ -88,7 +92,8 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
     tables = RecordTables(ctx, "opportunities", row_hints, value_hints, "opportunity_id", clear_old_values)
     listed: set[str] = set()
 
-    for page in prefetch(_changed_pages(ctx, None if reconcile else since, until)):
+    memory = ctx.resource_state("opportunities").setdefault("probe", {})
+    for page in prefetch(_changed_pages(ctx, memory, None if reconcile else since, until)):
         for record in page:
             listed.add(str(record.get("id")))
             if record.get("id") in deleted:
@@ -107,39 +112,160 @@ def opportunities(ctx: LocationContext) -> Iterator[Any]:
     cursor.finish()
 
 
-def _changed_pages(ctx: LocationContext, since: datetime | None, until: datetime | None) -> Iterator[list[Any]]:
-    """Try the cheap POST path with each candidate field; fall back to a full GET scan.
+def _changed_pages(
+    ctx: LocationContext, memory: dict[str, Any], since: datetime | None, until: datetime | None
+) -> Iterator[list[Any]]:
+    """The changed opportunities: by POST search on an update field if one works, else a GET scan.
 
-    The probe runs on backfills too: 500 rows per POST page beat 100 per GET page.
+    `memory` (the resource state's `probe` section) keeps per location what the last probe found,
+    so a steady run goes straight to the path that works: the field's first page is still checked
+    (rows filtered and sorted) at no extra cost, and a refusal then re-probes at once. The probe
+    runs on backfills too: 500 rows per POST page beat 100 per GET page.
     """
     report = ctx.report("opportunities")
-    for field in settings.OPPORTUNITY_UPDATE_FIELDS:
-        pages = _post_search(ctx, field, since, until)
-        try:
-            first = next(pages, None)
-            if first is None:
-                # empty: no changes, or a filter on a field the index does not have (which matches
-                # nothing). Only a hit just before the window tells the two apart.
-                if since is None or _field_works(ctx, field, since):
-                    report.requests_note = f"POST search on {field}: no changes"
-                    return
-                report.probes.append(f"{field}: matches nothing")
-                continue
-        except (ApiError, AuthError) as exc:
-            if isinstance(exc, ApiError) and exc.status not in (400, 403, 404, 422):
-                raise
-            logger.info("location %s: POST opportunity search with %s refused (%s)", ctx.location_id, field, exc)
-            report.probes.append(f"{field}: refused")
+    probe = ProbeMemory(memory, ctx.location_id)
+    known = probe.recall()
+    remembered_at = f"remembered from the probe at {known.get('at')}" if known is not None else ""
+    if known is not None and known.get("path") == "get":
+        report.requests_note = f"full GET scan (POST search {known.get('reason')}; {remembered_at})"
+        yield from _get_scan(ctx)
+        return
+    remembered = known.get("field") if known is not None else None
+    candidates = sorted(settings.OPPORTUNITY_UPDATE_FIELDS, key=lambda f: f != remembered)
+    refusals: list[_Refusal] = []
+    for field in candidates:
+        trusted = field == remembered
+        outcome = _try_field(ctx, field, since, until, trusted)
+        if isinstance(outcome, _Refusal):
+            logger.info("location %s: POST opportunity search on %s unusable (%s)",
+                        ctx.location_id, field, outcome.reason)
+            report.probes.append(f"{field}: {outcome.reason}")
+            report.total = None  # a refused answer's `total` describes nothing we read
+            refusals.append(outcome)
+            if trusted:
+                probe.forget()
+            if outcome.whole_route:
+                break
             continue
-        if _honoured(first, since):
-            report.requests_note = f"POST search {'filtered' if since else 'sorted'} on {field}"
+        first, pages, proven = outcome
+        how = remembered_at if trusted else "probed now"
+        if not trusted and proven:
+            probe.remember("post", field, "works")
+        if first:
+            report.requests_note = f"POST search {'filtered' if since else 'sorted'} on {field} ({how})"
             yield first
             yield from pages
-            return
-        logger.info("location %s: POST opportunity search ignored the %s filter", ctx.location_id, field)
-        report.probes.append(f"{field}: filter ignored")
-    report.requests_note = "full GET scan (no usable update filter)"
+        else:
+            report.requests_note = f"POST search on {field}: no changes ({how})"
+        return
+    reason = "; ".join(f"{r.field}: {r.reason}" if not r.whole_route else r.reason for r in refusals)
+    if all(r.lasting for r in refusals):
+        probe.remember("get", None, f"refused ({reason})")
+    report.requests_note = f"full GET scan (POST search refused ({reason}); probed now)"
     yield from _get_scan(ctx)
+
+
+PROBE_TTL = timedelta(days=1)  # what a probe found holds this long; the API may change, so then probe again
+
+
+class ProbeMemory:
+    """What the probe found for one location: `probe[<location>] = {path, field, reason, at}` in
+    the opportunities resource state, so it commits (or not) with the run's rows."""
+
+    def __init__(self, memory: dict[str, Any], location_id: str) -> None:
+        self.memory = memory
+        self.location_id = location_id
+
+    def recall(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """The stored finding while younger than PROBE_TTL; None when missing, stale or malformed."""
+        entry = self.memory.get(self.location_id)
+        if not isinstance(entry, dict) or entry.get("path") not in ("post", "get"):
+            return None
+        if entry["path"] == "post" and entry.get("field") not in settings.OPPORTUNITY_UPDATE_FIELDS:
+            return None
+        try:
+            at = to_utc(entry.get("at"))
+        except ValueError:
+            return None
+        if at is None or (now or datetime.now(UTC)) - at >= PROBE_TTL:
+            return None
+        return entry
+
+    def remember(self, path: str, field: str | None, reason: str) -> None:
+        self.memory[self.location_id] = {"path": path, "field": field, "reason": reason,
+                                         "at": to_iso_z(datetime.now(UTC))}
+
+    def forget(self) -> None:
+        self.memory.pop(self.location_id, None)
+
+
+class _Unusable(ApiError):
+    """A 200 from the POST search without an `opportunities` list (an empty body, `{}`)."""
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """The POST search on `field` cannot be used. `whole_route`: no other field can help (the route
+    itself refused); `lasting`: worth remembering for a day (a 5xx storm is not)."""
+
+    field: str
+    reason: str
+    whole_route: bool
+    lasting: bool = True
+
+
+def refusal_of(field: str, exc: HighLevelError) -> _Refusal | None:
+    """What a failed probe request says about the POST search; None: the failure is not the route's
+    answer (a bad token, the rate budget, an unreachable server) and fails the resource as anywhere.
+
+    Any other answer is a refusal (DESIGN §4): the GET path reads the same rows. 400 and 422 usually
+    name the field, so the next candidate may work; anything else is about the route. One 401 is
+    the route's too: "not yet supported by the IAM Service" (CONTRACT §3.2 B).
+    """
+    if isinstance(exc, LocationAccessError):
+        return _Refusal(field, "403", whole_route=True)
+    if isinstance(exc, AuthError):
+        return _Refusal(field, "401 IAM", whole_route=True) if "iam service" in str(exc).lower() else None
+    if isinstance(exc, _Unusable):
+        return _Refusal(field, "200 without an opportunities list", whole_route=True)
+    if not isinstance(exc, ApiError) or isinstance(exc, RateLimited) or exc.status in (None, 401, 429):
+        return None
+    status = exc.status
+    if status < 300:
+        return _Refusal(field, f"{status} with a non-JSON body", whole_route=True)
+    if status >= 500:
+        return _Refusal(field, str(status), whole_route=True, lasting=False)
+    return _Refusal(field, str(status), whole_route=status not in (400, 422))
+
+
+def _try_field(
+    ctx: LocationContext, field: str, since: datetime | None, until: datetime | None, trusted: bool
+) -> tuple[list[Any], Iterator[list[Any]], bool] | _Refusal:
+    """The first page of the POST search on `field` and the rest to come, or why it cannot be used.
+
+    Also says whether the field is *proven* (worth remembering): a filtered, sorted page, or an
+    empty window that a range check showed to be real. A `trusted` (remembered) field skips that
+    check, which is what makes a run without changes cost one request.
+    """
+    pages = _post_search(ctx, field, since, until)
+    try:
+        first = next(pages, None)
+        if first is None:
+            if trusted or since is None:
+                return [], pages, False
+            # empty: no changes, or a filter on a field the index does not have (which matches
+            # nothing). Only a hit just before the window tells the two apart.
+            if _field_works(ctx, field, since):
+                return [], pages, True
+            return _Refusal(field, "matches nothing", whole_route=False)
+    except HighLevelError as exc:
+        refusal = refusal_of(field, exc)
+        if refusal is None:
+            raise
+        return refusal
+    if not _honoured(first, since):
+        return _Refusal(field, "filter ignored", whole_route=False)
+    return first, pages, True
 
 
 def _field_works(ctx: LocationContext, field: str, since: datetime) -> bool:
@@ -170,8 +296,12 @@ def _post_search(
         body["filters"] = [{"field": field, "operator": "range", "value": bounds}]
 
     def fetch(request: dict[str, Any]) -> dict[str, Any]:
-        return ctx.client.post(settings.OPPORTUNITIES_SEARCH, version=settings.VERSION_2021_07_28,
-                               location_id=ctx.location_id, json=request)
+        response = ctx.client.post(settings.OPPORTUNITIES_SEARCH, version=settings.VERSION_2021_07_28,
+                                   location_id=ctx.location_id, json=request)
+        if not isinstance(response.get("opportunities"), list):
+            raise _Unusable(f"location {ctx.location_id}: POST {settings.OPPORTUNITIES_SEARCH} answered without "
+                            f"an 'opportunities' list (keys {sorted(response)[:8]})")
+        return response
 
     for page, response in search_after_pages(fetch, body, "opportunities", settings.OPPORTUNITIES_POST_LIMIT, "limit"):
         if isinstance(response.get("total"), int):
