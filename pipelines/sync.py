@@ -29,6 +29,7 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from sources.highlevel import (
+    RESOURCES,
     FetchedItems,
     SyncOptions,
     fetched_source,
@@ -37,6 +38,7 @@ from sources.highlevel import (
     select_resources,
 )
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
+from sources.highlevel.columnar import LOAD_ID_CONFIG, KnownSchema, to_arrow_items
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import ConfigError
 from sources.highlevel.spill import MemoryBudget
@@ -55,6 +57,8 @@ logger = logging.getLogger("highlevel.sync")
 
 PIPELINE_NAME = "highlevel"
 DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
+# the high-volume resources, loaded as Arrow tables unless `columnar` is off
+COLUMNAR_RESOURCES = ("contacts", "opportunities", "conversations", "messages")
 # resources whose deletions the `deletions` table records
 DELETABLE = {"contacts", "opportunities", "appointments"}
 DEFAULT_DATASET = "highlevel"
@@ -218,11 +222,22 @@ def _locations(plan: Plan, client: HighLevelClient) -> list[str]:
 
 
 def _converter(plan: Plan, pipeline: Any) -> Convert:
-    """Items as the resources yield them (dlt's JSON normalizer), or as Arrow tables (columnar)."""
-    def identity(resource: str, item: Any) -> Iterable[Any]:
-        return (item,)
+    """Items as the resources yield them (dlt's JSON normalizer), or as Arrow tables (columnar).
 
-    return identity
+    Built in the main thread from the dataset's schema as it is now, so every reader thread types
+    a column the way the dataset already has it.
+    """
+    if not plan.config.columnar:
+        return lambda resource, item: (item,)
+    # rows are converted before the extract has a load id: dlt adds it to Arrow tables at extract
+    dlt.config[LOAD_ID_CONFIG] = True
+    known = KnownSchema(pipeline.default_schema if pipeline.default_schema_name else None)
+    hints = {name: RESOURCES[name](None)._hints for name in COLUMNAR_RESOURCES if name in plan.resources}
+
+    def convert(resource: str, item: Any) -> Iterable[Any]:
+        return to_arrow_items(resource, item, hints[resource], known) if resource in hints else (item,)
+
+    return convert
 
 
 # -- stage 3: extract, normalize, load ----------------------------------------------------------
@@ -310,14 +325,14 @@ def _close(run: LocationRun, client: HighLevelClient, failure: str | None = None
 
 
 def _loader_format(pipeline: Any) -> str | None:
-    """DuckDB's default insert_values loader is slow and memory hungry; parquet is ~5x faster."""
-    if pipeline.destination is not None and pipeline.destination.destination_name == "duckdb":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            return "jsonl"
+    """DuckDB: parquet (its default insert_values loader is slow and memory hungry; parquet is ~5x
+    faster). Elsewhere the destination's preferred format, named explicitly: left to itself dlt
+    writes Arrow tables for PostgreSQL as csv, whose COPY loads empty strings as NULL."""
+    if pipeline.destination is None:
+        return None
+    if pipeline.destination.destination_name == "duckdb":
         return "parquet"
-    return None
+    return str(pipeline.destination.capabilities().preferred_loader_file_format)
 
 
 def _discard_unloaded(pipeline: Any) -> None:
