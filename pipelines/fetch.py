@@ -11,7 +11,9 @@ A read that fails leaves no unit: its rows and cursor are dropped, as if never r
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import pickle
 import queue
 import threading
 import time
@@ -28,6 +30,9 @@ from . import deletions
 from .results import LocationResult, describe_failure, is_location_fatal
 
 logger = logging.getLogger("highlevel.fetch")
+
+# resources without a change filter, read in full every run (appointments: a rolling window)
+REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "custom_fields", "users", "locations"})
 
 Convert = Callable[[str, Any], Iterable[Any]]
 
@@ -186,6 +191,8 @@ class Fetcher:
         """Read one resource (every chunk of it); False when the location cannot go on."""
         ctx = run.ctx
         report = ctx.report(name)
+        # re-read in full every run: if nothing changed, there is nothing to load either
+        digest = hashlib.blake2b(digest_size=16) if name in REREAD_IN_FULL and not ctx.options.full_refresh else None
         more = True
         while more:
             report.more = False
@@ -195,6 +202,8 @@ class Fetcher:
                 for item in read_resource(ctx, name):
                     if self._cancelled.is_set() or run.dropped:
                         raise Cancelled
+                    if digest is not None:
+                        digest.update(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
                     for out in self._convert(name, item):
                         buffer.append(out)
                         rows[table_of(name, out)] += count_rows(out)
@@ -208,9 +217,24 @@ class Fetcher:
                 logger.debug("location %s resource %s failed", run.location_id, name, exc_info=True)
                 return not is_location_fatal(exc)
             more = report.more
-            states = ctx.states or {}
-            self._events.put(Unit(run, name, buffer, location_state(states.get(name, {}), run.location_id), rows))
+            state = (ctx.states or {}).setdefault(name, {})
+            if digest is not None and _unchanged(state, run.location_id, digest.hexdigest()):
+                buffer.close()  # the destination has these very rows: the unit only carries the state
+                rows = Counter()
+            self._events.put(Unit(run, name, buffer, location_state(state, run.location_id), rows))
         return True
+
+
+def _unchanged(state: dict[str, Any], location_id: str, digest: str) -> bool:
+    """Remember what a full re-read looked like; True when it looks the same as last time.
+
+    The digest commits with the rows it describes (it is part of the location's state), so a
+    skipped load always has a loaded twin.
+    """
+    digests: dict[str, str] = state.setdefault("digest", {})
+    same = digests.get(location_id) == digest
+    digests[location_id] = digest
+    return same
 
 
 def table_of(resource: str, item: Any) -> str:
