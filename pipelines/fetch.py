@@ -104,6 +104,7 @@ class Fetcher:
         self._max_parallel = max_parallel
         self._events: queue.Queue[Unit | _Done] = queue.Queue()
         self._cancelled = threading.Event()
+        self._ready_rows = 0  # rows of the units waiting in `batches`
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -131,7 +132,7 @@ class Fetcher:
                         active += 1
                     if not (active or ready or read):
                         return
-                    due = not active or sum(unit.row_count for _, unit in ready) >= max_rows
+                    due = not active or self._ready_rows >= max_rows
                     if not due:
                         timeout = None if not ready else max(0.0, ready[0][0] + max_wait_s - time.monotonic())
                         try:
@@ -145,6 +146,7 @@ class Fetcher:
                         unit = ready.pop(0)[1]
                         taken.append(unit)
                         rows += unit.row_count
+                        self._ready_rows -= unit.row_count
                     left = {id(unit.run) for _, unit in ready}
                     finished = [run for run in read if id(run) not in left]
                     read = [run for run in read if id(run) in left]
@@ -164,6 +166,7 @@ class Fetcher:
             event.buffer.close()
         else:
             ready.append((time.monotonic(), event))
+            self._ready_rows += event.row_count
         return 0
 
     def _drain(self, ready: list[tuple[float, Unit]], read: list[LocationRun]) -> int:

@@ -9,11 +9,14 @@ with its own rows. No HTTP happens here; resources ask the client (`client.py`) 
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dlt
+import pyarrow as pa
+from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from . import settings
@@ -103,10 +106,68 @@ def fetched_source(fetched: Sequence[FetchedItems]) -> Any:
     return built
 
 
+# rows per merged item: big enough that dlt's per-item cost vanishes, small enough for memory
+MERGED_ROWS = {"list": 10_000, "arrow": 100_000}
+
+
 def _replay(parts: list[FetchedItems]) -> Iterator[Any]:
+    """Every part's items, consecutive items of one table merged into one.
+
+    dlt computes and validates a table schema for every hinted item (~5 ms each): an agency's
+    thousands of one-page reads would spend most of an extract on that, so pages of the same table
+    and hints travel together.
+    """
+    merger = _Merger()
     for part in parts:
-        yield from part.items
+        for item in part.items:
+            yield from merger.add(item)
         merge_location_state(dlt.current.resource_state(), part.location_id, part.state)
+    yield from merger.flush()
+
+
+class _Merger:
+    """Pending pages per (kind, metadata): one table's pages keep their order, tables interleave freely."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
+        self._rows: dict[tuple[Any, ...], int] = {}
+
+    def add(self, item: Any) -> Iterator[Any]:
+        meta = getattr(item, "meta", None) if isinstance(item, DataItemWithMeta) else None
+        data = item.data if meta is not None else item
+        kind = "arrow" if isinstance(data, pa.Table) else "list" if isinstance(data, list) else None
+        if kind is None:  # a single row or anything else: as it came, after what waits
+            yield from self.flush()
+            yield item
+            return
+        key = (kind, _fingerprint(meta))
+        self._pending.setdefault(key, (meta, []))[1].append(data)
+        self._rows[key] = self._rows.get(key, 0) + (len(data) if kind == "list" else data.num_rows)
+        if self._rows[key] >= MERGED_ROWS[kind]:
+            yield self._merged(key)
+
+    def flush(self) -> Iterator[Any]:
+        for key in list(self._pending):
+            yield self._merged(key)
+
+    def _merged(self, key: tuple[Any, ...]) -> Any:
+        meta, pieces = self._pending.pop(key)
+        del self._rows[key]
+        if key[0] == "arrow":
+            data: Any = pa.concat_tables(pieces, promote_options="default")
+        else:
+            data = [row for piece in pieces for row in piece]
+        return data if meta is None else DataItemWithMeta(meta, data)
+
+
+def _fingerprint(meta: Any) -> Any:
+    """Equal for items whose metadata (table name, hints) is equal, wherever they came from."""
+    if meta is None:
+        return None
+    hints = getattr(meta, "hints", None)
+    if hints is None:
+        return type(meta).__name__, repr(meta)
+    return type(meta).__name__, getattr(meta, "create_table_variant", None), pickle.dumps(hints, protocol=4)
 
 
 def location_state(resource_state: Mapping[str, Any], location_id: str) -> dict[str, Any]:
