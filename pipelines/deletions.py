@@ -1,21 +1,26 @@
-"""Feed known deletions (webhook inbox) into a location's run, and record what it applied.
+"""Feed what the webhook inbox knows into a location's run, and record what it applied.
 
-The source never touches the inbox: this layer reads pending tombstones before the run, hands
-them to the resources, and marks them applied only after the load committed, so a crash in
-between re-applies them (hard deletes are idempotent) instead of losing them.
+The source never touches the inbox: this layer reads pending tombstones (and the appointments
+webhooks named, which the run reads by id) before the run, hands them to the resources, and marks
+them applied only after the load committed, so a crash in between re-applies them (hard deletes
+and reads by id are idempotent) instead of losing them.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sources.highlevel.normalize import to_utc
 from sources.highlevel.resources.context import LocationContext
 
 logger = logging.getLogger("highlevel.deletions")
 
 SWEPT_RESOURCES = ("contacts", "opportunities")  # listed in full by the reconcile sweep
+# appointments are swept too, but only within the time window the sweep re-reads: see
+# `loaded_appointments` and resources/calendars.py
 
 
 def open_inbox(path: str | None) -> Any:
@@ -37,15 +42,22 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
             if deletion.resource in resources:
                 ctx.deletions.setdefault(deletion.resource, []).append(
                     {"id": deletion.id, "deleted_at": deletion.deleted_at, "detected_by": deletion.detected_by})
+        if "appointments" in resources:
+            for change in inbox.pending_changes(ctx.location_id, "appointments"):
+                ctx.changed_appointments[change.id] = change.changed_at
     if reconcile:
         for resource in (r for r in SWEPT_RESOURCES if r in resources):
             ctx.known_ids[resource] = loaded_ids(pipeline, resource, ctx.location_id)
+        if "appointments" in resources:
+            ctx.known_appointments = loaded_appointments(pipeline, ctx.location_id)
 
 
 def forget(ctx: LocationContext, resource: str) -> None:
-    """A resource failed: its deletions were not applied, keep them pending for the next run."""
+    """A resource failed: its deletions (and reads by id) were not applied, keep them pending."""
     ctx.deletions.pop(resource, None)
     ctx.swept[:] = [d for d in ctx.swept if d["resource"] != resource]
+    if resource == "appointments":
+        ctx.changed_appointments.clear()
 
 
 def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
@@ -58,10 +70,34 @@ def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+def loaded_appointments(pipeline: Any, location_id: str) -> dict[str, tuple[datetime | None, str | None]]:
+    """Loaded appointments: id -> (start time in UTC, calendar id), so the sweep judges only those
+    its re-read could have listed."""
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(
+                f"select id, start_time, calendar_id from {client.make_qualified_table_name('appointments')}"
+                " where location_id = %s", location_id)
+    except Exception:  # the table (or a column) does not exist yet: nothing to reconcile against
+        return {}
+    loaded: dict[str, tuple[datetime | None, str | None]] = {}
+    for record_id, start, calendar_id in rows:
+        try:
+            starts = to_utc(start)
+        except ValueError:
+            starts = None
+        loaded[str(record_id)] = (starts, None if calendar_id is None else str(calendar_id))
+    return loaded
+
+
 def commit(ctx: LocationContext, inbox: Any) -> None:
-    """After a successful load: mark inbox tombstones applied, and keep the sweep's findings."""
+    """After a successful load: mark inbox tombstones and reads by id applied, keep the sweep's findings."""
     if inbox is None:
         return
+    from sources.highlevel.webhooks.inbox import Change
+
+    inbox.mark_changes_applied([Change("appointments", event_id, ctx.location_id, changed_at)
+                                for event_id, changed_at in ctx.changed_appointments.items()])
     applied = [(resource, str(d["id"]), ctx.location_id) for resource, items in ctx.deletions.items()
                for d in items]
     for found in ctx.swept:

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start-date", help="ISO date: read changes from here (first run / backfill)")
     run.add_argument("--end-date", help="ISO date: end of a backfill window (does not move cursors)")
     run.add_argument("--reconcile", action="store_true",
-                     help="also list every contact and opportunity id and delete the ones HighLevel no longer has")
+                     help="also re-list every contact, opportunity and appointment; delete what HighLevel lost")
     run.add_argument("--json", action="store_true",
                      help="print the summary as one JSON object on stdout (progress stays on stderr)")
     run.add_argument("--no-wait", action="store_true",

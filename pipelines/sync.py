@@ -171,7 +171,7 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
                                if loc not in started_ids)
                 break
             for run in batch.finished:
-                if "deletions" in plan.resources and "deletions" not in run.result.resource_errors:
+                if "deletions" in plan.resources and "deletions" not in run.result.resource_errors and not run.dropped:
                     deletions.commit(run.ctx, inbox)
                 results.append(_close(run, client))
                 if progress is not None:
@@ -199,6 +199,8 @@ def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None)
         overlap=config.overlap,
         contacts_page_size=config.contacts_page_size,
         chunk_rows=config.chunk_rows,
+        appointment_lookback=config.appointment_lookback,
+        appointment_lookahead=config.appointment_lookahead,
         full_refresh=request.full_refresh,
         reconcile=request.reconcile,
     )

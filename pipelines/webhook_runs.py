@@ -2,7 +2,9 @@
 
 Triggered runs use the same state-based cursors as scheduled ones (never an external scheduler's
 interval), for just the resources the events marked dirty. App installs and uninstalls change
-which locations `--locations all` syncs: a location whose app was uninstalled is skipped.
+which locations `--locations all` syncs: a location whose app was uninstalled is skipped. A new
+location (LocationCreate) gets its first sync, and a new agency user (UserCreate) a users refresh
+of its sub-accounts, when the configured credentials can read them (`can_reach`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import logging
 import os
 from typing import Any
 
-from sources.highlevel.config import load_config
+from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import HighLevelError
 
+from .credentials import resolve_credentials
 from .installs import InstallRegistry
 from .sync import SyncRequest, run_sync
 
@@ -34,6 +37,32 @@ def sync_location(location_id: str, resources: set[str], request: SyncRequest | 
         raise SyncFailed(f"triggered run for location {location_id} failed: {result.locations[0].error}")
     logger.info("triggered run for location %s (%s) done in %.1f s", location_id, ", ".join(chosen), result.seconds)
     return result
+
+
+def can_reach(location_id: str, config: SourceConfig | None = None) -> bool:
+    """Whether this deployment's credentials can read `location_id`.
+
+    A Private Integration Token reads only its own (configured) location. OAuth reads a location
+    whose token is stored, or one an agency token can mint a token for: only where the app is
+    installed (minting stores the token, which the location's first sync then uses). Locations that
+    uninstalled the app are out. Credential problems (none configured, store unreadable) are a "no".
+    """
+    config = config or load_config()
+    if location_id in InstallRegistry(config.token_store).uninstalled():
+        return False
+    try:
+        credentials = resolve_credentials(config, None)
+    except HighLevelError as exc:
+        logger.info("location %s: no usable credentials to reach it (%s)", location_id, exc)
+        return False
+    if credentials.manager is None:  # a PIT: its one configured location
+        return location_id in (credentials.locations or [])
+    try:
+        credentials.manager.current(location_id)
+    except HighLevelError as exc:
+        logger.info("location %s: the stored tokens cannot read it (%s)", location_id, exc)
+        return False
+    return True
 
 
 def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: str) -> int:
@@ -61,5 +90,6 @@ def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: s
             logger.warning("app uninstalled from location %s: it is no longer synced", location_id)
     print(f"Receiving HighLevel webhooks on http://{host}:{port}/webhooks/highlevel (health: /healthz); "
           f"inbox {config.inbox_path}")
-    serve(config, host=host, port=port, trigger=trigger, on_install=on_install, on_uninstall=on_uninstall)
+    serve(config, host=host, port=port, trigger=trigger, on_install=on_install, on_uninstall=on_uninstall,
+          reachable=can_reach)
     return 0

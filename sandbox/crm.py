@@ -213,3 +213,33 @@ def iter_values(loc: Location, key: str) -> list[Any]:
     if isinstance(value, dict):
         return list(value.values())
     return list(value)
+
+
+def edit_appointment(world: World, location_id: str, event_id: str, changes: dict[str, Any]) -> Record:
+    """Apply `changes` to one appointment, whatever its date (a correction of an old one)."""
+    with world.lock:
+        loc = world.locations[location_id]
+        event = {**loc.extra["events"][event_id], **changes}
+        event["dateUpdated"] = data.iso_offset(data.now_ms(), data.OFFSETS[loc.record["timezone"]])
+        loc.extra["events"][event_id] = event
+        return dict(event)
+
+
+def delete_appointment(world: World, location_id: str, event_id: str) -> Record:
+    """Remove an appointment; returns it as it was (a webhook needs it)."""
+    with world.lock:
+        return dict(world.locations[location_id].extra["events"].pop(event_id))
+
+
+def tie_conversations(world: World, location_id: str, first: int, count: int) -> list[str]:
+    """Give `count` conversations the same `lastMessageDate` to the millisecond: those at
+    positions [first, first + count) of the newest-first order all take the value of the one at
+    `first` (bulk sends do this). Returns their ids, newest-first order."""
+    with world.lock:
+        conversations = world.locations[location_id].extra["conversations"]
+        ordered = sorted(conversations.values(), key=lambda c: (c["lastMessageDate"], c["id"]), reverse=True)
+        chosen = ordered[first:first + count]
+        stamp = chosen[0]["lastMessageDate"]
+        for conv in chosen:
+            conversations[conv["id"]] = {**conv, "lastMessageDate": stamp}
+        return [conv["id"] for conv in chosen]

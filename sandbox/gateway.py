@@ -10,6 +10,7 @@ body a `traceId`; every error body `{"statusCode", "message"}` (422s: `message` 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections import deque
@@ -100,6 +101,29 @@ class Gateway:
         self.faults = faults
         self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.suspended: set[str] = set()  # shared with the OAuth state
+        # one-shot actions run just before a matching request is served: [path prefix, requests to
+        # let through first, action]. They stand for people editing the account while a client reads.
+        self._before: list[list[Any]] = []
+        self._before_lock = threading.Lock()
+
+    def before_request(self, path_prefix: str, action: Callable[[], Any], after: int = 0) -> None:
+        """Run `action` once, right before the (after + 1)-th API request under `path_prefix` is served."""
+        with self._before_lock:
+            self._before.append([path_prefix, after, action])
+
+    def _run_before(self, path: str) -> None:
+        due = []
+        with self._before_lock:
+            for hook in list(self._before):
+                if not path.startswith(hook[0]):
+                    continue
+                if hook[1] > 0:
+                    hook[1] -= 1
+                    continue
+                self._before.remove(hook)
+                due.append(hook[2])
+        for action in due:
+            action()
 
     def route(self, version: str | None, handler: Handler, company_ok: bool = False,
               location_ok: bool = True, form: bool = False) -> Callable[[Request], Awaitable[Response]]:
@@ -168,6 +192,7 @@ class Gateway:
             return Response(GARBAGE, status_code=200, media_type="text/html", headers=headers)
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay_s)
+        self._run_before(request.url.path)
         try:
             result = handler(Call(request, token, body, query))
             if asyncio.iscoroutine(result):

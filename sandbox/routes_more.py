@@ -240,6 +240,19 @@ def events(world: World, call: Call) -> dict[str, Any]:
     return {"events": sorted(rows, key=lambda e: ms_of(e["startTime"]))}
 
 
+def appointment(world: World, call: Call) -> dict[str, Any]:
+    """`GET /calendars/events/appointments/{eventId}` -> `{"event": {...}}`, any date. The path has
+    no locationId: a location token finds its own location's appointments only. An unknown id
+    answers 404 here; the real status for it is not documented (the spec lists 400 and 401)."""
+    event_id = call.request.path_params["event_id"]
+    with world.lock:
+        loc = world.location(call.token.location_id or "")
+        event = loc.extra["events"].get(event_id) if loc is not None else None
+        if event is None:
+            raise ApiFailure(404, "Appointment not found", "Not Found")
+        return {"event": dict(event)}
+
+
 def routes(world: World, gw: Gateway, answers: OpportunitySearchAnswers | None = None) -> list[Route]:
     def r(path: str, version: str, fn: Any, method: str = "GET") -> Route:
         return Route(path, gw.route(version, partial(fn, world)), methods=[method])
@@ -252,4 +265,5 @@ def routes(world: World, gw: Gateway, answers: OpportunitySearchAnswers | None =
         r("/conversations/messages/export", V0415, export_messages),
         r("/calendars/", V0415, calendars),
         r("/calendars/events", V0415, events),
+        r("/calendars/events/appointments/{event_id}", V0415, appointment),
     ]

@@ -188,6 +188,32 @@ class Sandbox:
     def add_calendar(self, location_id: str, appointments: int) -> tuple[str, list[str]]:
         return crm.add_calendar(self.world, location_id, appointments)
 
+    def edit_contact(self, location_id: str, contact_id: str, **changes: Any) -> dict[str, Any]:
+        """Change one contact's fields (API names, e.g. customFields=[...]); stamped now."""
+        return self.world.edit_contact(location_id, contact_id, changes)
+
+    def edit_appointment(self, location_id: str, event_id: str, notify: str | None = None,
+                         **changes: Any) -> dict[str, Any]:
+        """Correct one appointment, whatever its date; with `notify` also deliver AppointmentUpdate."""
+        event = crm.edit_appointment(self.world, location_id, event_id, changes)
+        if notify:
+            self.webhooks.deliver(notify, self.webhooks.event("AppointmentUpdate", location_id, event))
+        return event
+
+    def delete_appointment(self, location_id: str, event_id: str) -> None:
+        """Delete one appointment silently (no webhook: the sweep must find it)."""
+        crm.delete_appointment(self.world, location_id, event_id)
+
+    def tie_conversations(self, location_id: str, first: int, count: int) -> list[str]:
+        """Make conversations [first, first + count) of the newest-first order share one
+        `lastMessageDate` millisecond (see crm.tie_conversations)."""
+        return crm.tie_conversations(self.world, location_id, first, count)
+
+    def before_request(self, path_prefix: str, action: Any, after: int = 0) -> None:
+        """Run `action()` once, just before the (after + 1)-th API request under `path_prefix` is
+        served: someone editing the account while a client is in the middle of a read."""
+        self.gateway.before_request(path_prefix, action, after)
+
     def wait_for_index(self) -> None:
         """Sleep until every write made so far is visible to search."""
         self.world.wait_for_index()

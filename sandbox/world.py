@@ -118,6 +118,15 @@ class World:
                 loc.contacts.write(contact_id, record, self.lag())
             return ids
 
+    def edit_contact(self, location_id: str, contact_id: str, changes: dict[str, Any]) -> Record:
+        """Apply `changes` (API field names) to one contact, as a user's edit in the UI would."""
+        with self.lock:
+            loc = self.locations[location_id]
+            record = {**loc.contacts.truth[contact_id], **changes}
+            record["dateUpdated"] = data.iso_ms(max(data.now_ms(), data.ms_of(record["dateUpdated"]) + 1))
+            loc.contacts.write(contact_id, record, self.lag())
+            return dict(record)
+
     def create_contacts(self, location_id: str, n: int) -> list[str]:
         with self.lock:
             loc = self.locations[location_id]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -245,7 +246,12 @@ class HighLevelClient:
 
 def _template(path: str, location_id: str) -> str:
     """Group request counts by endpoint, not by id."""
-    return path.replace(location_id, "{locationId}") if location_id else path
+    path = path.replace(location_id, "{locationId}") if location_id else path
+    return _BY_ID.sub(r"\1{id}", path)
+
+
+# paths that end in a record id (fetch by id): counted together
+_BY_ID = re.compile(r"(/calendars/events/appointments/)[^/]+$")
 
 
 def _map_error(status: int, body: dict[str, Any], method: str, path: str, location_id: str) -> HighLevelError:

@@ -43,6 +43,9 @@ class SourceConfig:
     columnar: bool = True
     # how long a run waits for another run of the same pipeline to finish (pipelines/runlock.py)
     run_lock_timeout_s: float = DEFAULT_RUN_LOCK_TIMEOUT_S
+    # appointments have no change filter: each run re-reads this window around now, per calendar
+    appointment_lookback: timedelta = settings.APPOINTMENT_LOOKBACK
+    appointment_lookahead: timedelta = settings.APPOINTMENT_LOOKAHEAD
 
 
 def _lookup(key: str, secret: bool = False) -> Any:
@@ -72,6 +75,8 @@ def load_config(**overrides: Any) -> SourceConfig:
         "max_parallel_locations": _lookup("max_parallel_locations"),
         "columnar": _lookup("columnar"),
         "run_lock_timeout_s": _lookup("run_lock_timeout_s"),
+        "appointments_days_back": _lookup("appointments_days_back"),
+        "appointments_days_ahead": _lookup("appointments_days_ahead"),
     }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw)
@@ -108,6 +113,10 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         columnar=_flag("columnar", raw.get("columnar"), True),
         run_lock_timeout_s=_number("run_lock_timeout_s", raw.get("run_lock_timeout_s"),
                                    DEFAULT_RUN_LOCK_TIMEOUT_S, 0, 7 * 24 * 3600),
+        appointment_lookback=timedelta(days=_number("appointments_days_back", raw.get("appointments_days_back"),
+                                                    settings.APPOINTMENT_LOOKBACK.days, 0, 20 * 365)),
+        appointment_lookahead=timedelta(days=_number("appointments_days_ahead", raw.get("appointments_days_ahead"),
+                                                     settings.APPOINTMENT_LOOKAHEAD.days, 0, 20 * 365)),
     )
 
 

@@ -129,30 +129,70 @@ def export_cursor_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str
 
 
 def sort_value_pages(
-    fetch: JsonFetch, params: dict[str, Any], items_key: str, limit: int, sort_field: str
+    fetch: JsonFetch,
+    params: dict[str, Any],
+    items_key: str,
+    limit: int,
+    sort_field: str,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[Page]:
-    """Page `GET /conversations/search` with `startAfterDate` = the last row's sort value.
+    """Page `GET /conversations/search` with `startAfterDate`, a sort value in epoch ms.
 
-    Rows may carry their own `sort` array (preferred, it breaks ties) or only the sort field.
+    Several rows can share the boundary millisecond (a bulk send), and whether the API compares
+    `startAfterDate` strictly or inclusively is unconfirmed (CONTRACT §9). So each next request
+    starts one millisecond *inside* the boundary (descending: boundary + 1): under either reading
+    it returns every row at the boundary again, and rows already yielded there are skipped by id.
+    No tie is lost and no tiebreak is assumed; the price is re-reading the boundary's rows
+    (usually one) per page. Only `sort` (ascending or descending) is read from `params`.
+
+    More rows in one millisecond than a page holds cannot be paged with a date cursor at all: the
+    walk then steps past that millisecond (first as if the API were strict, then as if inclusive)
+    and says so through `warn`, with how many rows it read there.
     """
+    step = -1 if str(params.get("sort", "desc")).lower() == "asc" else 1  # toward rows already read
     query = {**params, "limit": limit}
-    seen: set[str] = set()
+    boundary: int | None = None
+    near: dict[str, int] = {}  # ids yielded at the boundary or one step inside it
+    nudge = 0  # 0: re-read the boundary; 1, 2: step past it (strict, then inclusive reading)
     while True:
         response = fetch(query)
         rows = _rows(response, items_key)
-        if rows:
-            yield rows
+        values = [_sort_value(row, sort_field, items_key) for row in rows]
+        sent = query.get("startAfterDate")
+        if sent is not None and any((value - sent) * step > 0 for value in values):
+            raise ApiError(f"rows before startAfterDate {sent} came back: the API ignores the cursor, stopping")
+        fresh = [row for row in rows if str(row.get("id")) not in near]
+        if fresh:
+            yield fresh
         if len(rows) < limit:
             return
-        last = rows[-1]
-        marker = last.get("sort") or last.get(sort_field)
-        if marker is None or marker == []:
-            raise ApiError(f"'{items_key}' rows carry no '{sort_field}' to page by")
-        value = ",".join(map(str, marker)) if isinstance(marker, list) else str(marker)
-        if value in seen:
-            raise ApiError(f"startAfterDate {value} repeated: the API is looping, stopping")
-        seen.add(value)
-        query = {**query, "startAfterDate": value}
+        last = values[-1]
+        if fresh:
+            if last != boundary:
+                near = {key: value for key, value in near.items() if value in (last, last + step)}
+            near.update({str(row.get("id")): value for row, value in zip(rows, values, strict=True)
+                         if value in (last, last + step)})
+            boundary, nudge = last, 0
+        else:  # a full page of rows already read: the boundary millisecond holds more than a page
+            assert boundary is not None  # the first page is all fresh
+            nudge += 1
+            if nudge > 2:
+                raise ApiError(f"startAfterDate {boundary} repeated: the API is looping, stopping")
+            if nudge == 1 and warn is not None:
+                warn(f"{items_key}: more than {limit} rows share the sort value {boundary}; read "
+                     f"{sum(1 for v in near.values() if v == boundary)} of them, others at that "
+                     "millisecond may be missing (the API pages by date only)")
+        query = {**query, "startAfterDate": boundary + step * (1 - nudge)}
+
+
+def _sort_value(row: dict[str, Any], sort_field: str, items_key: str) -> int:
+    """A row's sort value in epoch ms: the first element of its `sort` array, else the sort field."""
+    marker = row.get("sort")
+    value = marker[0] if isinstance(marker, list) and marker else row.get(sort_field)
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ApiError(f"'{items_key}' row carries no usable '{sort_field}' to page by (got {value!r})") from None
 
 
 class RowLimit:

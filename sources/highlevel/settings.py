@@ -26,6 +26,7 @@ CONVERSATIONS_SEARCH = "/conversations/search"
 MESSAGES_EXPORT = "/conversations/messages/export"
 CALENDARS = "/calendars/"
 CALENDAR_EVENTS = "/calendars/events"
+APPOINTMENT = "/calendars/events/appointments/{event_id}"  # one appointment by id, any date
 
 # Paging limits enforced by the API
 CONTACTS_PAGE_LIMIT_MAX = 500

@@ -2,19 +2,30 @@
 
 There is no location-wide appointments endpoint and no change filter: `GET /calendars/events`
 needs a calendar and a time window (by appointment start, epoch ms). So:
-- the first run backfills from `start_date` (default three years back) to a year ahead in
-  bounded windows, per calendar;
-- later runs re-read a rolling window (default 30 days back, 365 ahead) per calendar, merged on
-  `id`: reschedules and cancellations inside it are picked up; cancelled appointments keep their
-  status. Changes to appointments outside the window need the AppointmentUpdate webhook.
+- the first run backfills from `start_date` (default three years back) to `appointments_days_ahead`
+  ahead in bounded windows, per calendar;
+- later runs re-read a rolling window (`appointments_days_back` / `appointments_days_ahead`,
+  default 30 / 365) per calendar, merged on `id`: reschedules and cancellations inside it are
+  picked up; cancelled appointments keep their status;
+- appointments named by AppointmentCreate/Update webhooks are read by id
+  (`GET /calendars/events/appointments/{id}`), whatever their date, so a correction to an old one
+  lands on the next triggered run;
+- `--reconcile` re-reads the whole horizon of the first run, so silent corrections land too, and
+  appointments it no longer lists are deleted (`deletions.detected_by = sweep`). Only appointments
+  the re-read could have listed are judged: those of a calendar that still exists, that started
+  inside the horizon when last loaded. An appointment of a deleted calendar is unreachable this way
+  (CONTRACT §8.5), which does not prove it was deleted. And each unlisted one is asked for by id
+  first: one rescheduled beyond the horizon is reloaded, only a "not found" deletes.
 Times arrive with the location's offset (`+05:30`) and are stored as UTC instants.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import dlt
 
@@ -22,8 +33,10 @@ from .. import settings
 from ..errors import ApiError
 from ..normalize import convert_timestamps, to_iso_z
 from .columns import json_column, location_key, text, ts
-from .context import LocationContext
+from .context import LocationContext, SyncOptions
 from .deletions import hard_delete_rows
+
+logger = logging.getLogger(__name__)
 
 APPOINTMENT_TIMESTAMPS = ("startTime", "endTime", "dateAdded", "dateUpdated")
 APPOINTMENT_COLUMNS: dict[str, Any] = {
@@ -37,6 +50,8 @@ APPOINTMENT_COLUMNS: dict[str, Any] = {
     "assigned_resources": json_column(),
     "_deleted": {"data_type": "bool", "hard_delete": True},
 }
+# an unknown appointment id: the spec lists 400 and 401 only; 404 is what a missing record usually gets
+NOT_FOUND = (400, 404)
 
 
 def calendar_list(ctx: LocationContext) -> list[dict[str, Any]]:
@@ -66,25 +81,33 @@ def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[d
         current = upper
 
 
+def horizon(options: SyncOptions, backfilled: bool, now: datetime) -> tuple[datetime, datetime]:
+    """The [start, end) of appointment start times a run reads: a backfill window as given, the
+    rolling window once the location is backfilled, else (first run, --full-refresh, --reconcile)
+    everything from start_date (default three years back) to the look-ahead."""
+    if options.end_date is not None:
+        return options.start_date or now - settings.APPOINTMENT_DEFAULT_HISTORY, options.end_date
+    if backfilled and not options.full_refresh and not options.reconcile:
+        return now - options.appointment_lookback, now + options.appointment_lookahead
+    return options.start_date or now - settings.APPOINTMENT_DEFAULT_HISTORY, now + options.appointment_lookahead
+
+
 @dlt.resource(name="appointments", write_disposition="merge", primary_key="id", columns=APPOINTMENT_COLUMNS)
 def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     state = ctx.resource_state("appointments")
     backfilled: dict[str, str] = state.setdefault("backfilled", {})
     options = ctx.options
     now = datetime.now(UTC)
-    if options.end_date is not None:
-        start, end = options.start_date or now - settings.APPOINTMENT_DEFAULT_HISTORY, options.end_date
-    elif ctx.location_id in backfilled and not options.full_refresh:
-        start, end = now - options.appointment_lookback, now + options.appointment_lookahead
-    else:
-        start = options.start_date or now - settings.APPOINTMENT_DEFAULT_HISTORY
-        end = now + options.appointment_lookahead
+    start, end = horizon(options, ctx.location_id in backfilled, now)
     report = ctx.report("appointments")
     deleted = ctx.deleted_ids("appointments")
+    listed: set[str] = set()
+    calendar_ids: set[str] = set()
     for calendar in ctx.calendars(calendar_list):
         calendar_id = calendar.get("id")
         if not calendar_id:
             continue
+        calendar_ids.add(str(calendar_id))
         for lower, upper in windows(start, end, settings.APPOINTMENT_BACKFILL_WINDOW):
             body = ctx.client.get(
                 settings.CALENDAR_EVENTS, version=settings.VERSION_2021_04_15, location_id=ctx.location_id,
@@ -94,18 +117,54 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
             events = body.get("events")
             if not isinstance(events, list):
                 raise ApiError(f"location {ctx.location_id}: calendar events response has no 'events' list")
-            rows = []
-            for event in events:
-                if event.get("id") in deleted:
-                    continue
-                row = {**event, "locationId": event.get("locationId") or ctx.location_id}
-                convert_timestamps(row, APPOINTMENT_TIMESTAMPS)
-                rows.append(row)
+            listed.update(str(event.get("id")) for event in events)
+            rows = [_row(ctx, event) for event in events if event.get("id") not in deleted]
             report.rows += len(rows)
             if rows:
                 yield rows
-    if deleted:
-        yield hard_delete_rows(ctx, "appointments", deleted)
+    sweeping = options.reconcile and options.end_date is None
+    judged = _judged(ctx, calendar_ids, start, end) if sweeping else set()
+    # by id: what webhooks named, and what the sweep misses (moved out of the horizon, or deleted)
+    wanted = (set(ctx.changed_appointments) | judged) - listed - deleted
+    rows = [row for row in (_by_id(ctx, event_id) for event_id in sorted(wanted)) if row is not None]
+    report.rows += len(rows)
+    if rows:
+        yield rows
+    gone = set(deleted)
+    if sweeping:
+        gone.update(ctx.sweep("appointments", listed | {str(row["id"]) for row in rows}, judged))
+    if gone:
+        yield hard_delete_rows(ctx, "appointments", gone)
     if options.end_date is None:
         backfilled[ctx.location_id] = to_iso_z(now)
         state.setdefault("last_success", {})[ctx.location_id] = to_iso_z(now)
+
+
+def _row(ctx: LocationContext, event: dict[str, Any]) -> dict[str, Any]:
+    row = {**event, "locationId": event.get("locationId") or ctx.location_id}
+    convert_timestamps(row, APPOINTMENT_TIMESTAMPS)
+    return row
+
+
+def _by_id(ctx: LocationContext, event_id: str) -> dict[str, Any] | None:
+    """One appointment a webhook named; None when it no longer exists (its AppointmentDelete
+    webhook or the reconcile sweep removes it)."""
+    try:
+        body = ctx.client.get(settings.APPOINTMENT.format(event_id=quote(event_id, safe="")),
+                              version=settings.VERSION_2021_04_15, location_id=ctx.location_id)
+    except ApiError as exc:
+        if exc.status not in NOT_FOUND:
+            raise
+        logger.info("location %s: appointment %s from a webhook is gone (HTTP %s); skipped", ctx.location_id,
+                    event_id, exc.status)
+        return None
+    event = body.get("event")
+    if not isinstance(event, dict) or not event.get("id"):
+        raise ApiError(f"location {ctx.location_id}: appointment response has no 'event' object")
+    return _row(ctx, event)
+
+
+def _judged(ctx: LocationContext, calendar_ids: set[str], start: datetime, end: datetime) -> set[str]:
+    """Loaded appointments the re-read would have listed if they still existed."""
+    return {event_id for event_id, (starts, calendar_id) in ctx.known_appointments.items()
+            if starts is not None and start <= starts < end and calendar_id in calendar_ids}

@@ -128,7 +128,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
         if isinstance(response.get("total"), int):
             report.total = response["total"]
         for contact in page:
-            listed.add(str(contact.get("id")))
+            if reconcile:
+                listed.add(str(contact.get("id")))
             if contact.get("id") in deleted:
                 continue  # deleted upstream, still in a lagging search index
             row, value_rows = shape_contact(contact, ctx.location_id, definitions)

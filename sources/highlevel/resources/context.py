@@ -60,6 +60,12 @@ class LocationContext:
     known_ids: dict[str, set[str]] = field(default_factory=dict)
     # deletions found by this run's sweep (the caller records them durably after the load)
     swept: list[dict[str, Any]] = field(default_factory=list)
+    # appointments already in the destination: id -> (start time, calendar id), for the reconcile
+    # sweep, which re-reads a time window per calendar and may only judge appointments inside it
+    known_appointments: dict[str, tuple[datetime | None, str | None]] = field(default_factory=dict)
+    # appointments changed upstream (AppointmentCreate/Update webhooks), read by id whatever their
+    # date: id -> when the change was noted (the caller marks exactly that change applied)
+    changed_appointments: dict[str, str] = field(default_factory=dict)
     _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # resource -> this location's part of the resource's state, when the run reads outside dlt's
@@ -71,9 +77,13 @@ class LocationContext:
     def deleted_ids(self, resource: str) -> set[str]:
         return {str(d["id"]) for d in self.deletions.get(resource, [])}
 
-    def sweep(self, resource: str, seen: set[str]) -> list[str]:
-        """Ids in the destination that the API no longer lists: deleted upstream."""
-        missing = sorted(self.known_ids.get(resource, set()) - seen - self.deleted_ids(resource))
+    def sweep(self, resource: str, seen: set[str], candidates: set[str] | None = None) -> list[str]:
+        """Ids in the destination that the API no longer lists: deleted upstream.
+
+        `candidates` narrows the judged ids to those the listing could have shown (default: every
+        id known for the resource)."""
+        known = self.known_ids.get(resource, set()) if candidates is None else candidates
+        missing = sorted(known - seen - self.deleted_ids(resource))
         now = datetime.now(UTC)
         for record_id in missing:
             self.swept.append({"resource": resource, "id": record_id, "location_id": self.location_id,

@@ -81,7 +81,8 @@ def _conversation_pages(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
                               location_id=ctx.location_id, params=query)
 
     params = {"locationId": ctx.location_id, "sortBy": "last_message_date", "sort": "desc"}
-    return sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate")
+    return sort_value_pages(fetch, params, "conversations", settings.CONVERSATIONS_LIMIT, "lastMessageDate",
+                            warn=ctx.report("conversations").warnings.append)
 
 
 def _message_pages(ctx: LocationContext, channel: str | None) -> Iterator[list[dict[str, Any]]]:

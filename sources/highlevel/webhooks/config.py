@@ -7,6 +7,7 @@ Public keys are PEM text or a file path and default to HighLevel's published key
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
 
 import dlt
@@ -32,6 +33,12 @@ class WebhookConfig:
     inbox_path: str = DEFAULT_INBOX_PATH
     quiet_s: float = 30.0
     max_delay_s: float = 300.0
+    # processed deliveries, and deletions and changes a sync applied, are pruned from the inbox once
+    # older than this (checked hourly); 0 keeps everything. Pending ones are never pruned.
+    retention_days: float = 30.0
+    # a location whose triggered runs keep failing is retried after quiet_s, then twice that, and
+    # so on up to this
+    max_backoff_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -40,6 +47,18 @@ class WebhookConfig:
             raise ConfigError("webhook_timestamp_tolerance_s must be positive")
         if not 0 <= self.quiet_s <= self.max_delay_s:
             raise ConfigError("need 0 <= webhook_quiet_s <= webhook_max_delay_s")
+        if self.retention_days < 0:
+            raise ConfigError("webhook_retention_days must be 0 (keep everything) or positive")
+        if 0 < self.retention_days * 86_400 < self.timestamp_tolerance_s:
+            raise ConfigError("webhook_retention_days must cover webhook_timestamp_tolerance_s, or a pruned "
+                              "delivery could be replayed within the tolerance and be accepted again")
+        if self.max_backoff_s < self.quiet_s:
+            raise ConfigError("need webhook_max_backoff_s >= webhook_quiet_s")
+
+    @property
+    def retention(self) -> timedelta | None:
+        """How long done rows stay in the inbox; None: forever."""
+        return timedelta(days=self.retention_days) if self.retention_days > 0 else None
 
     def verifier(self) -> SignatureVerifier:
         """Load the keys now, so a bad key path fails at start-up rather than on the first delivery."""
@@ -62,6 +81,7 @@ class WebhookConfig:
 
 _NUMBERS: dict[str, type[int] | type[float]] = {
     "max_body_bytes": int, "timestamp_tolerance_s": float, "quiet_s": float, "max_delay_s": float,
+    "retention_days": float, "max_backoff_s": float,
 }
 
 

@@ -7,6 +7,11 @@ burst goes on. A location never has two runs at once: marks arriving during a ru
 then cause one more run. The claims live in the inbox, so a crash mid-run re-runs the location after
 restart.
 
+A location whose runs keep failing (token revoked, destination down) backs off exponentially:
+retried after `quiet_s`, then twice that, four times... up to `max_backoff_s`, so a persistent
+failure costs a few runs an hour instead of one per quiet period. One success resets it. The
+back-off is in memory: a restart retries at once, which is what an operator who fixed the cause wants.
+
 What a run *does* is a pluggable trigger: `InProcessTrigger` calls a function in this process (the
 project's `run_sync`), `AirflowTrigger` asks Airflow's REST API for a DAG run.
 """
@@ -101,6 +106,7 @@ class Debouncer:
         *,
         poll_s: float | None = None,
         max_concurrent: int = 1,
+        max_backoff_s: float = 3600.0,
     ) -> None:
         if quiet_s < 0 or max_delay_s < quiet_s:
             raise ValueError("need 0 <= quiet_s <= max_delay_s")
@@ -111,6 +117,9 @@ class Debouncer:
         self.clock = clock
         self.poll_s = poll_s if poll_s is not None else max(0.01, min(1.0, quiet_s / 5))
         self.max_concurrent = max(1, max_concurrent)
+        self.max_backoff_s = max_backoff_s
+        self._failed: dict[str, int] = {}  # location -> failed runs in a row
+        self._retry_at: dict[str, float] = {}  # location -> not before this (self.clock)
         self.runs = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -151,11 +160,13 @@ class Debouncer:
 
     def poll_once(self) -> dict[str, set[str]]:
         """Claim due locations (as many as free run slots) and start their runs; return what was started."""
+        now = self.clock()
         with self._lock:
             free = self.max_concurrent - len(self._running)
+            waiting = {location for location, at in self._retry_at.items() if at > now}
         if free <= 0:
             return {}
-        due = self.inbox.take_dirty(self.quiet_s, self.max_delay_s, self.clock(), limit=free)
+        due = self.inbox.take_dirty(self.quiet_s, self.max_delay_s, now, limit=free, exclude=waiting)
         for location_id, resources in due.items():
             thread = threading.Thread(target=self._run, args=(location_id, resources),
                                       name=f"highlevel-webhook-run-{location_id}", daemon=True)
@@ -170,12 +181,18 @@ class Debouncer:
             logger.info("webhook-triggered run for location %s: %s", location_id, ", ".join(sorted(resources)))
             self.trigger(location_id, resources)
             ok = True
+            with self._lock:
+                self._failed.pop(location_id, None)
+                self._retry_at.pop(location_id, None)
         except Exception as exc:
             with self._lock:
                 self.failures += 1
                 self.last_error = f"trigger failed for location {location_id}: {exc}"
-            logger.exception("trigger failed for location %s; its marks are kept and retried after %.0f s",
-                             location_id, self.quiet_s)
+                failed = self._failed[location_id] = self._failed.get(location_id, 0) + 1
+                delay = self.backoff_s(failed)
+                self._retry_at[location_id] = self.clock() + delay
+            logger.exception("trigger failed for location %s (%d in a row); its marks are kept and retried in %.0f s",
+                             location_id, failed, delay)
         finally:
             try:
                 self.inbox.finish_dirty(location_id, ok, self.clock())
@@ -186,6 +203,10 @@ class Debouncer:
                 self._running.pop(location_id, None)
                 self._idle.notify_all()
             self._wake.set()  # a slot is free: look for the next due location now
+
+    def backoff_s(self, failed: int) -> float:
+        """The wait before retrying a location after `failed` failed runs in a row."""
+        return float(min(max(self.quiet_s, 1.0) * 2 ** min(failed - 1, 30), self.max_backoff_s))
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -5,9 +5,12 @@ at any instant: SQLite in WAL mode with `synchronous=FULL` (every commit is fsyn
 write transaction per call, and `accept` returns only after COMMIT. Deduplication lives in the same
 table (unique `webhook_id`), so a replayed or re-sent delivery is acknowledged but stored once.
 
-Three tables:
+Four tables:
 - `events`: the deliveries (payload kept as JSON), `processed_at` set once the processor applied them.
 - `deletions`: tombstones from `*Delete` webhooks or reconcile sweeps, until a sync applies them.
+- `changes`: records a sync must read by id because no listing it makes would show them
+  (appointments outside the rolling window), until a sync applied them. A record changed again
+  before that sync finished stays pending: `changed_at` tells the two changes apart.
 - `dirty`: per (location, resource) "something changed" marks the debouncer turns into sync runs.
   A mark is *claimed* while its run is in flight and deleted only when the run succeeds, so a crash
   mid-run leaves the mark for the next process (`release_claims`) instead of losing it.
@@ -61,6 +64,15 @@ CREATE TABLE IF NOT EXISTS deletions (
     UNIQUE (resource, id, location_id)
 );
 CREATE INDEX IF NOT EXISTS deletions_pending ON deletions (location_id, resource) WHERE applied_at IS NULL;
+CREATE TABLE IF NOT EXISTS changes (
+    resource TEXT NOT NULL,
+    id TEXT NOT NULL,
+    location_id TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    applied_at TEXT,
+    UNIQUE (resource, id, location_id)
+);
+CREATE INDEX IF NOT EXISTS changes_pending ON changes (location_id, resource) WHERE applied_at IS NULL;
 CREATE TABLE IF NOT EXISTS dirty (
     location_id TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -98,6 +110,15 @@ class Deletion:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.resource, self.id, self.location_id)
+
+
+@dataclass(frozen=True)
+class Change:
+    resource: str
+    id: str
+    location_id: str
+    changed_at: str
+    applied_at: str | None = None
 
 
 def utc_iso(moment: datetime | None = None) -> str:
@@ -188,13 +209,18 @@ class Inbox:
         return cursor.rowcount
 
     def prune(self, before: datetime) -> int:
-        """Delete processed events received before `before`. Keep it older than the timestamp tolerance:
-        a pruned webhookId can no longer be recognised as a replay."""
+        """Delete what is done with and older than `before`: processed events received before it,
+        deletions and changes a sync applied before it. Pending ones always stay. Keep `before`
+        older than the timestamp tolerance: a pruned webhookId can no longer be recognised as a
+        replay. Returns the number of rows deleted."""
+        stamp = utc_iso(before)
         with self._write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM events WHERE processed_at IS NOT NULL AND received_at < ?", (utc_iso(before),)
-            )
-        return cursor.rowcount
+            deleted = conn.execute(
+                "DELETE FROM events WHERE processed_at IS NOT NULL AND received_at < ?", (stamp,)).rowcount
+            for table in ("deletions", "changes"):
+                deleted += conn.execute(
+                    f"DELETE FROM {table} WHERE applied_at IS NOT NULL AND applied_at < ?", (stamp,)).rowcount
+        return deleted
 
     # -- deletions --------------------------------------------------------------------------------
 
@@ -236,6 +262,41 @@ class Inbox:
             )
         return cursor.rowcount
 
+    # -- changes to read by id ---------------------------------------------------------------------
+
+    def record_change(self, resource: str, id: str, location_id: str, changed_at: datetime | None = None) -> None:
+        """Note that a record changed; pending again even if an earlier change of it was applied."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO changes (resource, id, location_id, changed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (resource, id, location_id) DO UPDATE SET changed_at = excluded.changed_at,"
+                " applied_at = NULL",
+                (resource, id, location_id, utc_iso(changed_at)),
+            )
+
+    def pending_changes(self, location_id: str | None = None, resource: str | None = None) -> list[Change]:
+        rows = self._read(
+            "SELECT resource, id, location_id, changed_at, applied_at FROM changes"
+            " WHERE applied_at IS NULL AND (? IS NULL OR location_id = ?) AND (? IS NULL OR resource = ?)"
+            " ORDER BY changed_at, resource, id",
+            (location_id, location_id, resource, resource),
+        )
+        return [Change(*row) for row in rows]
+
+    def mark_changes_applied(self, changes: Iterable[Change], at: datetime | None = None) -> int:
+        """Mark these changes applied; one noted again since (a newer `changed_at`) stays pending."""
+        stamp = utc_iso(at)
+        params = [(stamp, c.resource, c.id, c.location_id, c.changed_at) for c in changes]
+        if not params:
+            return 0
+        with self._write() as conn:
+            cursor = conn.executemany(
+                "UPDATE changes SET applied_at = ? WHERE resource = ? AND id = ? AND location_id = ?"
+                " AND changed_at = ? AND applied_at IS NULL",
+                params,
+            )
+        return cursor.rowcount
+
     # -- dirty marks (debounce) -------------------------------------------------------------------
 
     def mark_dirty(self, location_id: str, resource: str, at: float) -> None:
@@ -250,12 +311,14 @@ class Inbox:
             )
 
     def take_dirty(
-        self, quiet_s: float, max_delay_s: float, now: float, limit: int | None = None
+        self, quiet_s: float, max_delay_s: float, now: float, limit: int | None = None,
+        exclude: Collection[str] = (),
     ) -> dict[str, set[str]]:
         """Claim the locations that are due: quiet for `quiet_s`, or first marked `max_delay_s` ago.
 
         A location whose previous claim is still in flight is never due (one run per location at a
-        time); marks made meanwhile wait for `finish_dirty`. Oldest first, at most `limit`.
+        time); marks made meanwhile wait for `finish_dirty`. Oldest first, at most `limit`;
+        `exclude`d locations (backing off after failures) are never due.
         """
         with self._write() as conn:
             busy = {row[0] for row in conn.execute("SELECT DISTINCT location_id FROM dirty WHERE claimed = 1")}
@@ -265,7 +328,7 @@ class Inbox:
             ).fetchall()
             due = [
                 loc for loc, first, last in groups
-                if loc not in busy and (last <= now - quiet_s or first <= now - max_delay_s)
+                if loc not in busy and loc not in exclude and (last <= now - quiet_s or first <= now - max_delay_s)
             ][:limit]
             taken: dict[str, set[str]] = {}
             for loc in due:
@@ -307,12 +370,14 @@ class Inbox:
     # -- status -----------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, Any]:
-        """Numbers for status and /healthz: events by type (untyped ones under "<none>"), unknown, pending."""
+        """Numbers for status and /healthz: events by type (untyped ones under "<none>"), unknown, pending,
+        and the deletions and changes no sync has applied yet."""
         by_type = self._read("SELECT COALESCE(type, ?), COUNT(*) FROM events GROUP BY type", (NO_TYPE,))
         (total, unknown, pending), = self._read(
             "SELECT COUNT(*), COALESCE(SUM(action = 'other'), 0), COALESCE(SUM(processed_at IS NULL), 0) FROM events"
         )
         (deletions_pending,), = self._read("SELECT COUNT(*) FROM deletions WHERE applied_at IS NULL")
+        (changes_pending,), = self._read("SELECT COUNT(*) FROM changes WHERE applied_at IS NULL")
         (dirty_locations,), = self._read("SELECT COUNT(DISTINCT location_id) FROM dirty")
         return {
             "events": total,
@@ -320,6 +385,7 @@ class Inbox:
             "events_unknown": unknown,
             "events_pending": pending,
             "deletions_pending": deletions_pending,
+            "changes_pending": changes_pending,
             "dirty_locations": dirty_locations,
         }
 

@@ -6,6 +6,16 @@ the source of truth): a create/update marks (location, resource) dirty for a deb
 owner can start or stop syncing a location. Every effect is idempotent (upserts), and events are
 marked processed only after their effects are committed, so re-processing after a crash is harmless.
 Hooks are called at least once and must be idempotent too.
+
+Some events need more than a dirty mark:
+- an appointment create/update also notes the appointment's id: the sync re-reads only a window of
+  appointment dates, and reads the noted ones by id whatever their date;
+- `LocationCreate` is a new sub-account: if `reachable(location)` says this deployment's token can
+  read it, every resource is marked dirty, which is its first sync;
+- an agency-level `UserCreate` carries no `locationId` but a `locations` list: the users of each
+  reachable one are marked dirty.
+The processor also prunes the inbox on a schedule (`retention`): processed events, and deletions
+and changes a sync applied, older than that are deleted; pending ones always stay.
 """
 
 from __future__ import annotations
@@ -14,8 +24,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..settings import RESOURCE_NAMES
 from .events import parse_timestamp
 from .inbox import Inbox, StoredEvent, utc_iso
 
@@ -34,8 +46,14 @@ SYNC_RESOURCES: dict[str, tuple[str, ...]] = {
     "users": ("users",),
 }
 
+# A new location's first sync: everything (deletions is added by the sync itself).
+FIRST_SYNC_RESOURCES = tuple(name for name in RESOURCE_NAMES if name != "deletions")
+# Resources whose changed records the sync reads by id (no listing it makes is sure to show them).
+READ_BY_ID = ("appointments",)
+
 InstallHook = Callable[[str | None, str | None], Any]  # (location_id, company_id); location None = agency level
 UninstallHook = Callable[[str | None, str | None], Any]
+Reachable = Callable[[str], bool]  # can this deployment's token read that location?
 
 
 class Processor:
@@ -51,7 +69,13 @@ class Processor:
         batch_size: int = 500,
         poll_s: float = 5.0,
         max_hook_attempts: int = 5,
+        reachable: Reachable | None = None,
+        retention: timedelta | None = None,
+        prune_every_s: float = 3600.0,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`reachable` decides whether new locations (LocationCreate, agency UserCreate) are synced;
+        None: every location is. `retention` None keeps the inbox forever."""
         self.inbox = inbox
         self.on_install = on_install
         self.on_uninstall = on_uninstall
@@ -59,6 +83,12 @@ class Processor:
         self.batch_size = batch_size
         self.poll_s = poll_s
         self.max_hook_attempts = max_hook_attempts
+        self.reachable = reachable
+        self.retention = retention
+        self.prune_every_s = prune_every_s
+        self.wall_clock = wall_clock
+        self.pruned = 0
+        self._next_prune: float | None = None  # on self.clock; None: prune on the next check
         self.last_error: str | None = None
         self._hook_failures: dict[int, int] = {}
         self._wake = threading.Event()
@@ -91,12 +121,19 @@ class Processor:
         for event in batch:
             if event.action in ("install", "uninstall") and not self._call_hook(event):
                 continue
-            sync_resources = SYNC_RESOURCES.get(event.resource, ())
-            if event.location_id:
-                dirty.update((event.location_id, resource) for resource in sync_resources)
-                if event.action == "delete" and event.record_id and sync_resources:
+            try:
+                dirty.update(self._marks(event))
+            except Exception as exc:  # the reachability check failed (token store, network): retry later
+                self._hook_failures[event.id] = self._hook_failures.get(event.id, 0) + 1
+                self.last_error = f"reachability check failed for event {event.webhook_id}: {type(exc).__name__}"
+                logger.exception("reachability check failed for event %s; will retry", event.webhook_id)
+                continue
+            if event.location_id and event.record_id and SYNC_RESOURCES.get(event.resource):
+                if event.action == "delete":
                     self.inbox.record_deletion(event.resource, event.record_id, event.location_id,
                                                _deleted_at(event), detected_by="webhook")
+                elif event.action in ("create", "update") and event.resource in READ_BY_ID:
+                    self.inbox.record_change(event.resource, event.record_id, event.location_id)
             done.append(event.id)
         now = self.clock()
         for location_id, resource in sorted(dirty):
@@ -105,6 +142,39 @@ class Processor:
         for event_id in done:
             self._hook_failures.pop(event_id, None)
         return done
+
+    def _marks(self, event: StoredEvent) -> set[tuple[str, str]]:
+        """The (location, resource) pairs an event makes stale."""
+        if event.resource == "locations" and event.action == "create":
+            if event.location_id and self._can_reach(event.location_id):
+                logger.info("new location %s: its first sync is queued", event.location_id)
+                return {(event.location_id, resource) for resource in FIRST_SYNC_RESOURCES}
+            logger.info("new location %s is not readable with this deployment's token; not synced",
+                        event.location_id)
+            return set()
+        resources = SYNC_RESOURCES.get(event.resource, ())
+        if event.location_id:
+            return {(event.location_id, resource) for resource in resources}
+        if event.resource == "users":  # agency level: the user's sub-accounts are listed instead
+            return {(location_id, "users") for location_id in _listed_locations(event) if self._can_reach(location_id)}
+        return set()
+
+    def _can_reach(self, location_id: str) -> bool:
+        return self.reachable is None or bool(self.reachable(location_id))
+
+    def prune_if_due(self) -> int:
+        """Prune the inbox when `prune_every_s` has passed since the last prune (at once the first time)."""
+        if self.retention is None:
+            return 0
+        now = self.clock()
+        if self._next_prune is not None and now < self._next_prune:
+            return 0
+        self._next_prune = now + self.prune_every_s
+        deleted = self.inbox.prune(before=self.wall_clock() - self.retention)
+        self.pruned += deleted
+        if deleted:
+            logger.info("inbox pruned: %d processed or applied row(s) older than %s deleted", deleted, self.retention)
+        return deleted
 
     def _call_hook(self, event: StoredEvent) -> bool:
         hook = self.on_install if event.action == "install" else self.on_uninstall
@@ -152,6 +222,7 @@ class Processor:
             self._wake.clear()
             try:
                 self.process_pending()
+                self.prune_if_due()
             except Exception as exc:  # e.g. the inbox disk is full: keep the thread, retry next poll
                 self.last_error = f"processing failed: {type(exc).__name__}: {exc}"
                 logger.exception("webhook processing pass failed; retrying in %.0f s", self.poll_s)
@@ -163,6 +234,16 @@ def _company_id(event: StoredEvent) -> str | None:
     body = data if isinstance(data, dict) else event.payload
     company = body.get("companyId") or event.payload.get("companyId")
     return company if isinstance(company, str) and company else None
+
+
+def _listed_locations(event: StoredEvent) -> list[str]:
+    """The `locations` list of an agency-level UserCreate (ids as text; anything else ignored)."""
+    data = event.payload.get("data")
+    body = data if isinstance(data, dict) else event.payload
+    listed = body.get("locations")
+    if not isinstance(listed, list):
+        return []
+    return [item for item in listed if isinstance(item, str) and item and len(item) <= 64]
 
 
 def _deleted_at(event: StoredEvent) -> str:

@@ -17,7 +17,7 @@ from .app import create_app
 from .config import WebhookConfig
 from .debounce import Debouncer, Trigger
 from .inbox import Inbox
-from .processor import InstallHook, Processor, UninstallHook
+from .processor import InstallHook, Processor, Reachable, UninstallHook
 
 logger = logging.getLogger("highlevel.webhooks.server")
 
@@ -40,14 +40,16 @@ class Receiver:
         on_uninstall: UninstallHook | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_concurrent_runs: int = 1,
+        reachable: Reachable | None = None,
     ) -> None:
         if trigger is None:
             logger.warning("webhook receiver has no sync trigger: deliveries are recorded but start no sync")
         self.config = config
         self.inbox = Inbox(config.inbox_path)
-        self.processor = Processor(self.inbox, on_install=on_install, on_uninstall=on_uninstall, clock=clock)
+        self.processor = Processor(self.inbox, on_install=on_install, on_uninstall=on_uninstall, clock=clock,
+                                   reachable=reachable, retention=config.retention)
         self.debouncer = Debouncer(self.inbox, trigger or log_only_trigger, config.quiet_s, config.max_delay_s,
-                                   clock, max_concurrent=max_concurrent_runs)
+                                   clock, max_concurrent=max_concurrent_runs, max_backoff_s=config.max_backoff_s)
         self.app = create_app(config, self.inbox, self.processor, debouncer=self.debouncer)
 
     def start(self) -> Receiver:
@@ -71,10 +73,11 @@ def serve(
     on_uninstall: UninstallHook | None = None,
     max_concurrent_runs: int = 1,
     log_level: str = "info",
+    reachable: Reachable | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM (blocking). Bind to loopback unless a proxy terminates TLS in front."""
     receiver = Receiver(config, trigger, on_install=on_install, on_uninstall=on_uninstall,
-                        max_concurrent_runs=max_concurrent_runs).start()
+                        max_concurrent_runs=max_concurrent_runs, reachable=reachable).start()
     logger.info("webhook receiver listening on http://%s:%d/webhooks/highlevel (inbox %s)", host, port,
                 config.inbox_path)
     try:
