@@ -358,8 +358,10 @@ def _discard_unloaded(pipeline: Any) -> None:
 
 # DuckDB loads with one thread and one job at a time: on a 100k-contact load, parallel jobs and
 # threads raised peak memory from ~440 MB to ~560 MB and were not faster (the run is bound by
-# Python, not by DuckDB). Applies to the loader's connections only, not to the file.
-DUCKDB_LOADER_SETTINGS = {"threads": 1}
+# Python, not by DuckDB). A memory limit makes a big merge spill to disk instead of growing the
+# process (100k contacts: peak RSS 486 -> 438 MB, same load time; 256 MB saved nothing). DuckDB
+# spills what does not fit to its temp directory. Applies to the loader's connections only.
+DUCKDB_LOADER_SETTINGS: dict[str, Any] = {"threads": 1, "memory_limit": "160MB", "preserve_insertion_order": False}
 
 
 def duckdb_destination(path: str | Path | None) -> Destination[Any, Any]:

@@ -107,7 +107,7 @@ def fetched_source(fetched: Sequence[FetchedItems]) -> Any:
 
 
 # rows per merged item: big enough that dlt's per-item cost vanishes, small enough for memory
-MERGED_ROWS = {"list": 10_000, "arrow": 100_000}
+MERGED_ROWS = {"list": 2_000, "arrow": 50_000}
 
 
 def _replay(parts: list[FetchedItems]) -> Iterator[Any]:
