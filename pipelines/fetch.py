@@ -11,6 +11,7 @@ A read that fails leaves no unit: its rows and cursor are dropped, as if never r
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import pickle
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.highlevel import LocationContext, location_state, read_resource
+from sources.highlevel import LocationContext, read_resource
 from sources.highlevel.spill import MemoryBudget, SpillBuffer
 
 from . import deletions
@@ -50,6 +51,8 @@ class LocationRun:
     started: float = field(default_factory=time.monotonic)
     read_done: bool = False
     dropped: bool = False  # an extract of its data failed: later units must not commit past it
+    # per resource and state section, the keys this location's state has had so far
+    known: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
     @property
     def location_id(self) -> str:
@@ -64,6 +67,7 @@ class Unit:
     resource: str
     buffer: SpillBuffer
     state: dict[str, Any]  # the location's part of the resource state after this read
+    known: dict[str, set[str]]  # the keys that part had before this read, per section
     rows: Counter[str]  # rows per table, as read
 
     @property
@@ -224,7 +228,11 @@ class Fetcher:
             if digest is not None and _unchanged(state, run.location_id, digest.hexdigest()):
                 buffer.close()  # the destination has these very rows: the unit only carries the state
                 rows = Counter()
-            self._events.put(Unit(run, name, buffer, location_state(state, run.location_id), rows))
+            known = run.known.setdefault(name, {})
+            before = {section: set(keys) for section, keys in known.items()}
+            for section, entries in state.items():
+                known.setdefault(section, set()).update(entries)
+            self._events.put(Unit(run, name, buffer, copy.deepcopy(state), before, rows))
         return True
 
 

@@ -34,8 +34,8 @@ from sources.highlevel import (
     SyncOptions,
     fetched_source,
     location_context,
-    location_state,
     select_resources,
+    split_by_location,
 )
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.columnar import LOAD_ID_CONFIG, KnownSchema, to_arrow_items
@@ -132,51 +132,79 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
     """Stages 2 to 4, under the pipeline's run lock."""
     pipeline = make_pipeline(request)
     _discard_unloaded(pipeline)
-    inbox = deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
-                                 or DEFAULT_INBOX)
     loader_format = _loader_format(pipeline)
     client_kwargs = {"max_attempts": plan.config.max_attempts, "timeout_s": plan.config.timeout_s,
                      **(client_options or {})}
-    results: list[LocationResult] = []
-    runs: list[LocationRun] = []
-    table_rows: dict[str, int] = {}
     with HighLevelClient(plan.config.base_url, plan.credentials.auth, **client_kwargs) as client:
-        states = copy.deepcopy(pipeline.state.get("sources", {}).get("highlevel", {}).get("resources", {}))
-
-        def start(location_id: str) -> LocationRun:
-            ctx = location_context(client, location_id, plan.credentials.company_id, plan.options)
-            ctx.states = {name: location_state(states.get(name, {}), location_id) for name in plan.resources}
-            deletions.prepare(ctx, inbox, pipeline, plan.options.reconcile, plan.resources)
-            run = LocationRun(ctx, LocationResult(location_id))
-            runs.append(run)
-            client.governor(location_id)  # its stats exist from now on, for the progress display
-            if progress is not None:
-                progress.location_started(location_id, ctx.reports, client.stats[location_id])
-            return run
-
-        fetcher = Fetcher(plan.resources, start, _converter(plan, pipeline), MemoryBudget(),
-                          plan.config.max_parallel_locations)
-        batch_rows = plan.options.chunk_rows or LOAD_BATCH_ROWS
+        book = _Book(plan, pipeline, client, _inbox(request), progress)
         locations = _locations(plan, client)
-        if progress is not None:
-            progress.locations_planned(len(locations))
-        for batch in fetcher.batches(locations, batch_rows):
-            failure = _extract_and_load(pipeline, batch, loader_format, table_rows, progress)
+        book.planned(locations)
+        fetcher = Fetcher(plan.resources, book.start, _converter(plan, pipeline), MemoryBudget(),
+                          plan.config.max_parallel_locations)
+        # stage 2 runs in the fetcher's workers; each batch is what they finished reading
+        for batch in fetcher.batches(locations, plan.options.chunk_rows or LOAD_BATCH_ROWS):
+            failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress)  # stage 3
             if failure is not None:  # the destination refused: nothing more can commit in this run
                 fetcher.cancel()
-                closed = {result.location_id for result in results}
-                results.extend(_close(run, client, failure) for run in runs if run.location_id not in closed)
-                started_ids = {run.location_id for run in runs}
-                results.extend(LocationResult(loc, error=f"not synced: {failure}") for loc in locations
-                               if loc not in started_ids)
+                book.stop(failure, locations)
                 break
-            for run in batch.finished:
-                if "deletions" in plan.resources and "deletions" not in run.result.resource_errors and not run.dropped:
-                    deletions.commit(run.ctx, inbox)
-                results.append(_close(run, client))
-                if progress is not None:
-                    progress.location_finished(results[-1])
-    return SyncResult(results, time.monotonic() - started, pipeline, table_rows)
+            book.commit(batch.finished)  # stage 4
+    return SyncResult(book.results, time.monotonic() - started, pipeline, book.table_rows)
+
+
+class _Book:
+    """The run's bookkeeping: each location's starting state, and its result once it is done."""
+
+    def __init__(self, plan: Plan, pipeline: Any, client: HighLevelClient, inbox: Any,
+                 progress: ProgressSink | None) -> None:
+        self.plan, self.pipeline, self.client, self.inbox, self.progress = plan, pipeline, client, inbox, progress
+        states = copy.deepcopy(pipeline.state.get("sources", {}).get("highlevel", {}).get("resources", {}))
+        self.parts = {name: split_by_location(states.get(name, {})) for name in plan.resources}
+        self.runs: list[LocationRun] = []
+        self.results: list[LocationResult] = []
+        self.table_rows: dict[str, int] = {}
+
+    def planned(self, locations: list[str]) -> None:
+        if self.progress is not None:
+            self.progress.locations_planned(len(locations))
+
+    def start(self, location_id: str) -> LocationRun:
+        """A location about to be read: its context, its part of the state, its pending deletions."""
+        plan = self.plan
+        ctx = location_context(self.client, location_id, plan.credentials.company_id, plan.options)
+        ctx.states = {name: self.parts[name].pop(location_id, {}) for name in plan.resources}
+        deletions.prepare(ctx, self.inbox, self.pipeline, plan.options.reconcile, plan.resources)
+        run = LocationRun(ctx, LocationResult(location_id))
+        run.known = {name: {section: set(entries) for section, entries in ctx.states[name].items()}
+                     for name in plan.resources}
+        self.runs.append(run)
+        self.client.governor(location_id)  # its stats exist from now on, for the progress display
+        if self.progress is not None:
+            self.progress.location_started(location_id, ctx.reports, self.client.stats[location_id])
+        return run
+
+    def commit(self, finished: list[LocationRun]) -> None:
+        """Locations whose reads are all loaded: webhook deletions applied, results reported."""
+        for run in finished:
+            if "deletions" in self.plan.resources and "deletions" not in run.result.resource_errors \
+                    and not run.dropped:
+                deletions.commit(run.ctx, self.inbox)
+            self.results.append(_close(run, self.client))
+            if self.progress is not None:
+                self.progress.location_finished(self.results[-1])
+
+    def stop(self, failure: str, locations: list[str]) -> None:
+        """The run ends early: every location not done yet fails with `failure`."""
+        closed = {result.location_id for result in self.results}
+        self.results.extend(_close(run, self.client, failure) for run in self.runs if run.location_id not in closed)
+        started = {run.location_id for run in self.runs}
+        self.results.extend(LocationResult(loc, error=f"not synced: {failure}") for loc in locations
+                            if loc not in started)
+
+
+def _inbox(request: SyncRequest) -> Any:
+    return deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
+                                or DEFAULT_INBOX)
 
 
 # -- stage 1: plan ------------------------------------------------------------------------------
@@ -307,7 +335,7 @@ def _extract(pipeline: Any, units: list[Unit], loader_format: str | None) -> lis
 
 
 def _source(units: list[Unit]) -> Any:
-    return fetched_source([FetchedItems(u.resource, u.run.location_id, u.buffer, u.state) for u in units])
+    return fetched_source([FetchedItems(u.resource, u.run.location_id, u.buffer, u.state, u.known) for u in units])
 
 
 # -- stage 4: results ---------------------------------------------------------------------------

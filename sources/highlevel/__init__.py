@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
@@ -31,7 +31,7 @@ from .resources.dimensions import custom_fields, locations, users
 from .resources.opportunities import opportunities, pipelines
 
 __all__ = ["RESOURCE_NAMES", "FetchedItems", "LocationContext", "SyncOptions", "fetched_source", "highlevel_source",
-           "read_resource", "select_resources"]
+           "read_resource", "select_resources", "split_by_location"]
 
 RESOURCE_NAMES = settings.RESOURCE_NAMES
 
@@ -84,6 +84,7 @@ class FetchedItems:
     location_id: str
     items: Iterable[Any]  # as the resource yields them (row lists, hinted items, Arrow tables)
     state: dict[str, Any]  # the location's part of the resource state after the read
+    known: dict[str, set[str]] = field(default_factory=dict)  # keys that part had before, per section
 
 
 @dlt.source(name="highlevel", max_table_nesting=2)
@@ -121,7 +122,7 @@ def _replay(parts: list[FetchedItems]) -> Iterator[Any]:
     for part in parts:
         for item in part.items:
             yield from merger.add(item)
-        merge_location_state(dlt.current.resource_state(), part.location_id, part.state)
+        merge_location_state(dlt.current.resource_state(), part.state, part.known)
     yield from merger.flush()
 
 
@@ -170,24 +171,30 @@ def _fingerprint(meta: Any) -> Any:
     return type(meta).__name__, getattr(meta, "create_table_variant", None), pickle.dumps(hints, protocol=4)
 
 
-def location_state(resource_state: Mapping[str, Any], location_id: str) -> dict[str, Any]:
-    """One location's part of a resource's state: per-location maps (cursors, resume...) keep
-    their entries for `location_id` and its streams (`<location>/<stream>`)."""
-    return {section: {key: copy.deepcopy(value) for key, value in entries.items() if _owns(key, location_id)}
-            for section, entries in resource_state.items() if isinstance(entries, dict)}
+def split_by_location(resource_state: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """A resource's state cut into each location's part, in one pass.
+
+    Per-location maps (cursors, resume, last_success...) are keyed by location id, or
+    `<location>/<stream>` for a second stream of one location.
+    """
+    parts: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, entries in resource_state.items():
+        if isinstance(entries, dict):
+            for key, value in entries.items():
+                parts.setdefault(str(key).split("/", 1)[0], {}).setdefault(section, {})[key] = value
+    return parts
 
 
-def merge_location_state(resource_state: dict[str, Any], location_id: str, part: Mapping[str, Any]) -> None:
-    """Write a location's part back: its entries replace (or remove) that location's entries only."""
+def merge_location_state(resource_state: dict[str, Any], part: Mapping[str, Any],
+                         known: Mapping[str, set[str]]) -> None:
+    """Write one location's part back: its entries now replace the ones it had (`known`, per section)."""
+    for section, keys in known.items():
+        target = resource_state.get(section)
+        if isinstance(target, dict):
+            for key in keys - set(part.get(section, {})):
+                target.pop(key, None)
     for section, entries in part.items():
-        target = resource_state.setdefault(section, {})
-        for key in [k for k in target if _owns(k, location_id) and k not in entries]:
-            del target[key]
-        target.update(copy.deepcopy(entries))
-
-
-def _owns(key: str, location_id: str) -> bool:
-    return key == location_id or key.startswith(f"{location_id}/")
+        resource_state.setdefault(section, {}).update(copy.deepcopy(entries))
 
 
 def select_resources(names: Sequence[str] | None) -> list[str]:
