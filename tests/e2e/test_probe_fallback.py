@@ -27,7 +27,7 @@ from sources.highlevel.errors import (
     RateLimited,
     ScopeError,
 )
-from sources.highlevel.resources.opportunities import PROBE_TTL, ProbeMemory, refusal_of
+from sources.highlevel.resources.probe import PROBE_TTL, ProbeMemory, refusal_of
 
 from .conftest import Harness
 

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import dlt
 
 from .. import settings
-from ..errors import ApiError, AuthError, HighLevelError, LocationAccessError, RateLimited
+from ..errors import ApiError, HighLevelError
 from ..normalize import convert_timestamps, custom_value_row, to_iso_z, to_utc
 from ..paginators import prefetch, search_after_pages, start_after_pages
 from .columns import json_column, location_key, text, ts
 from .contacts import custom_values_hints
 from .context import LocationContext
 from .cursors import LocationCursor
+from .probe import ProbeMemory, Refusal, Unusable, refusal_of
 from .records import RecordTables
 
 logger = logging.getLogger(__name__)
@@ -132,11 +132,11 @@ def _changed_pages(
         return
     remembered = known.get("field") if known is not None else None
     candidates = sorted(settings.OPPORTUNITY_UPDATE_FIELDS, key=lambda f: f != remembered)
-    refusals: list[_Refusal] = []
+    refusals: list[Refusal] = []
     for field in candidates:
         trusted = field == remembered
         outcome = _try_field(ctx, field, since, until, trusted)
-        if isinstance(outcome, _Refusal):
+        if isinstance(outcome, Refusal):
             logger.info("location %s: POST opportunity search on %s unusable (%s)",
                         ctx.location_id, field, outcome.reason)
             report.probes.append(f"{field}: {outcome.reason}")
@@ -165,82 +165,9 @@ def _changed_pages(
     yield from _get_scan(ctx)
 
 
-PROBE_TTL = timedelta(days=1)  # what a probe found holds this long; the API may change, so then probe again
-
-
-class ProbeMemory:
-    """What the probe found for one location: `probe[<location>] = {path, field, reason, at}` in
-    the opportunities resource state, so it commits (or not) with the run's rows."""
-
-    def __init__(self, memory: dict[str, Any], location_id: str) -> None:
-        self.memory = memory
-        self.location_id = location_id
-
-    def recall(self, now: datetime | None = None) -> dict[str, Any] | None:
-        """The stored finding while younger than PROBE_TTL; None when missing, stale or malformed."""
-        entry = self.memory.get(self.location_id)
-        if not isinstance(entry, dict) or entry.get("path") not in ("post", "get"):
-            return None
-        if entry["path"] == "post" and entry.get("field") not in settings.OPPORTUNITY_UPDATE_FIELDS:
-            return None
-        try:
-            at = to_utc(entry.get("at"))
-        except ValueError:
-            return None
-        if at is None or (now or datetime.now(UTC)) - at >= PROBE_TTL:
-            return None
-        return entry
-
-    def remember(self, path: str, field: str | None, reason: str) -> None:
-        self.memory[self.location_id] = {"path": path, "field": field, "reason": reason,
-                                         "at": to_iso_z(datetime.now(UTC))}
-
-    def forget(self) -> None:
-        self.memory.pop(self.location_id, None)
-
-
-class _Unusable(ApiError):
-    """A 200 from the POST search without an `opportunities` list (an empty body, `{}`)."""
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """The POST search on `field` cannot be used. `whole_route`: no other field can help (the route
-    itself refused); `lasting`: worth remembering for a day (a 5xx storm is not)."""
-
-    field: str
-    reason: str
-    whole_route: bool
-    lasting: bool = True
-
-
-def refusal_of(field: str, exc: HighLevelError) -> _Refusal | None:
-    """What a failed probe request says about the POST search; None: the failure is not the route's
-    answer (a bad token, the rate budget, an unreachable server) and fails the resource as anywhere.
-
-    Any other answer is a refusal (DESIGN §4): the GET path reads the same rows. 400 and 422 usually
-    name the field, so the next candidate may work; anything else is about the route. One 401 is
-    the route's too: "not yet supported by the IAM Service" (CONTRACT §3.2 B).
-    """
-    if isinstance(exc, LocationAccessError):
-        return _Refusal(field, "403", whole_route=True)
-    if isinstance(exc, AuthError):
-        return _Refusal(field, "401 IAM", whole_route=True) if "iam service" in str(exc).lower() else None
-    if isinstance(exc, _Unusable):
-        return _Refusal(field, "200 without an opportunities list", whole_route=True)
-    if not isinstance(exc, ApiError) or isinstance(exc, RateLimited) or exc.status in (None, 401, 429):
-        return None
-    status = exc.status
-    if status < 300:
-        return _Refusal(field, f"{status} with a non-JSON body", whole_route=True)
-    if status >= 500:
-        return _Refusal(field, str(status), whole_route=True, lasting=False)
-    return _Refusal(field, str(status), whole_route=status not in (400, 422))
-
-
 def _try_field(
     ctx: LocationContext, field: str, since: datetime | None, until: datetime | None, trusted: bool
-) -> tuple[list[Any], Iterator[list[Any]], bool] | _Refusal:
+) -> tuple[list[Any], Iterator[list[Any]], bool] | Refusal:
     """The first page of the POST search on `field` and the rest to come, or why it cannot be used.
 
     Also says whether the field is *proven* (worth remembering): a filtered, sorted page, or an
@@ -257,14 +184,14 @@ def _try_field(
             # nothing). Only a hit just before the window tells the two apart.
             if _field_works(ctx, field, since):
                 return [], pages, True
-            return _Refusal(field, "matches nothing", whole_route=False)
+            return Refusal(field, "matches nothing", whole_route=False)
     except HighLevelError as exc:
         refusal = refusal_of(field, exc)
         if refusal is None:
             raise
         return refusal
     if not _honoured(first, since):
-        return _Refusal(field, "filter ignored", whole_route=False)
+        return Refusal(field, "filter ignored", whole_route=False)
     return first, pages, True
 
 
@@ -299,7 +226,7 @@ def _post_search(
         response = ctx.client.post(settings.OPPORTUNITIES_SEARCH, version=settings.VERSION_2021_07_28,
                                    location_id=ctx.location_id, json=request)
         if not isinstance(response.get("opportunities"), list):
-            raise _Unusable(f"location {ctx.location_id}: POST {settings.OPPORTUNITIES_SEARCH} answered without "
+            raise Unusable(f"location {ctx.location_id}: POST {settings.OPPORTUNITIES_SEARCH} answered without "
                             f"an 'opportunities' list (keys {sorted(response)[:8]})")
         return response
 
