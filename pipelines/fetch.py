@@ -198,6 +198,9 @@ class Fetcher:
         """Read one resource (every chunk of it); False when the location cannot go on."""
         ctx = run.ctx
         report = ctx.report(name)
+        state = ctx.resource_state(name)  # this location's part, as the reads leave it
+        # the keys that part has had so far: a later unit's merge drops the ones it no longer has
+        known = run.known.setdefault(name, {section: set(entries) for section, entries in state.items()})
         # re-read in full every run: if nothing changed, there is nothing to load either
         digest = hashlib.blake2b(digest_size=16) if name in REREAD_IN_FULL and not ctx.options.full_refresh else None
         more = True
@@ -224,11 +227,9 @@ class Fetcher:
                 logger.debug("location %s resource %s failed", run.location_id, name, exc_info=True)
                 return not is_location_fatal(exc)
             more = report.more
-            state = (ctx.states or {}).setdefault(name, {})
             if digest is not None and _unchanged(state, run.location_id, digest.hexdigest()):
                 buffer.close()  # the destination has these very rows: the unit only carries the state
                 rows = Counter()
-            known = run.known.setdefault(name, {})
             before = {section: set(keys) for section, keys in known.items()}
             for section, entries in state.items():
                 known.setdefault(section, set()).update(entries)

@@ -175,8 +175,6 @@ class _Book:
         ctx.states = {name: self.parts[name].pop(location_id, {}) for name in plan.resources}
         deletions.prepare(ctx, self.inbox, self.pipeline, plan.options.reconcile, plan.resources)
         run = LocationRun(ctx, LocationResult(location_id))
-        run.known = {name: {section: set(entries) for section, entries in ctx.states[name].items()}
-                     for name in plan.resources}
         self.runs.append(run)
         self.client.governor(location_id)  # its stats exist from now on, for the progress display
         if self.progress is not None:
