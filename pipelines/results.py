@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlt.pipeline.exceptions import PipelineStepFailed
+
 from sources.highlevel.client import LocationStats
 from sources.highlevel.errors import AuthError, HighLevelError, LocationInactive, QuotaExhausted
 
@@ -65,8 +67,11 @@ def is_location_fatal(exc: BaseException) -> bool:
 
 def describe_failure(exc: BaseException) -> str:
     """The most useful one-line message in an exception chain (ours beat dlt's wrappers)."""
-    ours = next((e for e in _chain(exc) if isinstance(e, HighLevelError)), None)
+    chain = list(_chain(exc))
+    ours = next((e for e in chain if isinstance(e, HighLevelError)), None)
     if ours is not None:
         return str(ours)
+    # dlt's step wrapper says only which step failed ("… with exception:"); the root cause says why
+    exc = chain[-1] if isinstance(exc, PipelineStepFailed) else exc
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{type(exc).__name__}: {first_line}"
