@@ -13,6 +13,7 @@ from collections.abc import Generator, Mapping
 import httpx
 
 from .errors import AuthError, ConfigError
+from .killpoints import kill_point
 from .oauth import OAuthApp
 from .tokenstore import StoreData, TokenSet, TokenStore
 
@@ -117,6 +118,7 @@ class TokenManager:
             else:
                 data = data.with_location(key, fresh)
             self.store.save(data)  # persisted before anyone uses it
+            kill_point("token_refresh")
             self._cache[key] = fresh
             return fresh
 

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..killpoints import kill_point
 from .events import WebhookEvent
 
 DEFAULT_INBOX_PATH = ".dlt/highlevel_webhooks.sqlite"
@@ -183,6 +184,7 @@ class Inbox:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (webhook_id) DO NOTHING",
                 row,
             )
+            kill_point("inbox_write")  # test-only: the row is written, not committed
         return cursor.rowcount == 1
 
     def pending_events(self, limit: int = 500) -> list[StoredEvent]:
