@@ -45,6 +45,17 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
         if "appointments" in resources:
             for change in inbox.pending_changes(ctx.location_id, "appointments"):
                 ctx.changed_appointments[change.id] = change.changed_at
+        if "notes" in resources:  # NoteCreate/Update: the contact whose notes to read again
+            for change in inbox.pending_changes(ctx.location_id, "notes"):
+                ctx.note_changes[change.id] = change.changed_at
+    if "notes" in resources:
+        # contacts loaded since the notes read last looked (all of them the first time): runs without
+        # notes, or killed before their notes loaded, moved the contacts cursor past them; the
+        # contacts read of this run adds its own changes
+        ctx.changed_contacts = loaded_contacts(pipeline, ctx.location_id, notes_covered(ctx))
+        ctx.known_notes = loaded_notes(pipeline, ctx.location_id)
+    if "tasks" in resources:  # read in full every run: every run sweeps
+        ctx.known_ids["tasks"] = loaded_ids(pipeline, "tasks", ctx.location_id)
     if reconcile:
         for resource in (r for r in SWEPT_RESOURCES if r in resources):
             ctx.known_ids[resource] = loaded_ids(pipeline, resource, ctx.location_id)
@@ -58,6 +69,8 @@ def forget(ctx: LocationContext, resource: str) -> None:
     ctx.swept[:] = [d for d in ctx.swept if d["resource"] != resource]
     if resource == "appointments":
         ctx.changed_appointments.clear()
+    if resource == "notes":
+        ctx.note_changes.clear()
 
 
 def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
@@ -68,6 +81,47 @@ def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
     except Exception:  # the table does not exist yet: nothing to reconcile against
         return set()
     return {str(row[0]) for row in rows}
+
+
+def notes_covered(ctx: LocationContext) -> datetime | None:
+    """Contact changes up to this instant (less the overlap) are known to the notes read; None: all
+    are owed (notes were never read for the location)."""
+    state = (ctx.states or {}).get("notes", {})
+    covered = state.get("covered", {}).get(ctx.location_id)
+    if covered is None or not state.get("last_success", {}).get(ctx.location_id):
+        return None
+    moment = to_utc(covered)
+    return None if moment is None else moment - ctx.options.overlap
+
+
+def loaded_contacts(pipeline: Any, location_id: str, since: datetime | None) -> dict[str, datetime | None]:
+    """Loaded contacts changed at or after `since` (all of them for None): id -> date_updated."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("contacts")
+            if since is None:
+                rows = client.execute_sql(f"select id, date_updated from {table} where location_id = %s", location_id)
+            else:
+                rows = client.execute_sql(f"select id, date_updated from {table} where location_id = %s"
+                                          " and date_updated >= %s", location_id, since)
+    except Exception:  # the table does not exist yet
+        return {}
+    return {str(contact_id): to_utc(updated) for contact_id, updated in rows}
+
+
+def loaded_notes(pipeline: Any, location_id: str) -> dict[str, set[str]]:
+    """Loaded notes per contact, so re-reading a contact's notes finds the ones deleted since."""
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(
+                f"select contact_id, id from {client.make_qualified_table_name('notes')} where location_id = %s",
+                location_id)
+    except Exception:  # the table does not exist yet
+        return {}
+    loaded: dict[str, set[str]] = {}
+    for contact_id, note_id in rows:
+        loaded.setdefault(str(contact_id), set()).add(str(note_id))
+    return loaded
 
 
 def loaded_appointments(pipeline: Any, location_id: str) -> dict[str, tuple[datetime | None, str | None]]:
@@ -98,6 +152,9 @@ def commit(ctx: LocationContext, inbox: Any) -> None:
 
     inbox.mark_changes_applied([Change("appointments", event_id, ctx.location_id, changed_at)
                                 for event_id, changed_at in ctx.changed_appointments.items()])
+    # read, or deferred into the notes state that this load committed: either way no longer pending
+    inbox.mark_changes_applied([Change("notes", contact_id, ctx.location_id, changed_at)
+                                for contact_id, changed_at in ctx.note_changes.items()])
     applied = [(resource, str(d["id"]), ctx.location_id) for resource, items in ctx.deletions.items()
                for d in items]
     for found in ctx.swept:

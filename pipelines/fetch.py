@@ -33,7 +33,8 @@ from .results import LocationResult, describe_failure, is_location_fatal
 logger = logging.getLogger("highlevel.fetch")
 
 # resources without a change filter, read in full every run (appointments: a rolling window)
-REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "custom_fields", "users", "locations"})
+REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "tasks", "custom_fields", "users",
+                            "locations"})
 
 Convert = Callable[[str, Any], Iterable[Any]]
 
@@ -234,6 +235,8 @@ class Fetcher:
             for section, entries in state.items():
                 known.setdefault(section, set()).update(entries)
             self._events.put(Unit(run, name, buffer, copy.deepcopy(state), before, rows))
+        if report.failure is not None:
+            run.result.resource_errors[name] = report.failure
         return True
 
 

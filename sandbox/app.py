@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import oauth, routes_more
+from . import oauth, routes_more, routes_tasks
 from . import routes_contacts as rc
 from .gateway import error_response, json_response
 from .world import World
@@ -46,6 +46,7 @@ def build_app(sb: Sandbox) -> Starlette:
               methods=["GET"]),
         Route("/users/search", gw.route(V2021_07_28, bind(rc.search_users), company_ok=True), methods=["GET"]),
         *routes_more.routes(world, gw, sb.opportunity_search),
+        *routes_tasks.routes(world, gw),
         *oauth.routes(sb.oauth, gw),
         *control_routes(sb),
     ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import data
 from .index import IndexedRecords, Record
+from .tasks_notes import seed_tasks_notes
 from .world import Location, World
 
 OPP_SORTS = {"updatedAt": lambda r: data.ms_of(r["updatedAt"]), "createdAt": lambda r: data.ms_of(r["createdAt"])}
@@ -59,6 +60,7 @@ def seed_crm(world: World, loc: Location, index: int) -> None:
             events[event["id"]] = event
     loc.extra.update(opportunities=opps, pipelines=pipelines, conversations=conversations, messages=messages,
                      calendars=calendars, events=events)
+    seed_tasks_notes(world, loc, index)
 
 
 def make_pipeline(rng: random.Random, location_id: str, name: str) -> Record:

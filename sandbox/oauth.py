@@ -21,7 +21,8 @@ from .world import World
 ALL_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
                         "conversations/message.readonly", "calendars.readonly", "calendars/groups.readonly",
                         "calendars/events.readonly", "users.readonly", "locations.readonly",
-                        "locations/customFields.readonly", "oauth.readonly", "oauth.write"})
+                        "locations/customFields.readonly", "locations/tasks.readonly", "oauth.readonly",
+                        "oauth.write"})
 
 
 @dataclass

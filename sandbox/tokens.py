@@ -14,7 +14,7 @@ from dataclasses import dataclass
 READ_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
                          "conversations/message.readonly", "calendars.readonly", "calendars/groups.readonly",
                          "calendars/events.readonly", "users.readonly", "locations.readonly",
-                         "locations/customFields.readonly"})
+                         "locations/customFields.readonly", "locations/tasks.readonly"})
 
 
 @dataclass(frozen=True)

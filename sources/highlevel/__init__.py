@@ -28,7 +28,9 @@ from .resources.context import LocationContext, SyncOptions
 from .resources.conversations import conversations, messages
 from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
+from .resources.notes import notes
 from .resources.opportunities import opportunities, pipelines
+from .resources.tasks import tasks
 
 __all__ = ["RESOURCE_NAMES", "FetchedItems", "LocationContext", "SyncOptions", "fetched_source", "highlevel_source",
            "read_resource", "select_resources", "split_by_location"]
@@ -38,12 +40,14 @@ RESOURCE_NAMES = settings.RESOURCE_NAMES
 # name -> the dlt resource (its hints are the table contract; its body reads one location)
 RESOURCES: dict[str, Callable[..., DltResource]] = {
     "contacts": contacts,
+    "notes": notes,
     "opportunities": opportunities,
     "pipelines": pipelines,
     "conversations": conversations,
     "messages": messages,
     "calendars": calendars,
     "appointments": appointments,
+    "tasks": tasks,
     "custom_fields": custom_fields,
     "users": users,
     "locations": locations,
@@ -56,7 +60,8 @@ def highlevel_source(
     ctx: LocationContext,
     resources: Sequence[str] | None = None,
 ) -> Any:
-    """All resources of one location, or the `resources` subset (names from RESOURCE_NAMES).
+    """The default resources of one location (all but the opt-in `notes`), or the `resources`
+    subset (names from RESOURCE_NAMES).
 
     The plain dlt way: `pipeline.run(highlevel_source(ctx))` reads while it extracts. `run_sync`
     reads ahead instead (`read_resource`) and extracts many locations at once (`fetched_source`).
@@ -198,14 +203,17 @@ def merge_location_state(resource_state: dict[str, Any], part: Mapping[str, Any]
 
 
 def select_resources(names: Sequence[str] | None) -> list[str]:
-    """The resources to run (all by default); unknown or empty selections are a ConfigError."""
-    selected = [n.strip() for n in names or RESOURCE_NAMES if n.strip()]
+    """The resources to run (by default all but the opt-in ones), in RESOURCE_NAMES order: a
+    resource may build on one before it (notes on contacts, deletions on every sweep).
+
+    Unknown or empty selections are a ConfigError."""
+    selected = [n.strip() for n in names or settings.DEFAULT_RESOURCES if n.strip()]
     unknown = sorted(set(selected) - set(RESOURCE_NAMES))
     if unknown:
         raise ConfigError(f"unknown resource(s) {', '.join(unknown)}; choose from {', '.join(RESOURCE_NAMES)}")
     if not selected:
         raise ConfigError(f"no resources selected; choose from {', '.join(RESOURCE_NAMES)}")
-    return selected
+    return [name for name in RESOURCE_NAMES if name in selected]
 
 
 def location_context(

@@ -247,11 +247,11 @@ class HighLevelClient:
 def _template(path: str, location_id: str) -> str:
     """Group request counts by endpoint, not by id."""
     path = path.replace(location_id, "{locationId}") if location_id else path
-    return _BY_ID.sub(r"\1{id}", path)
+    return _BY_ID.sub(lambda m: (m.group(1) or m.group(2)) + "{id}", path)
 
 
-# paths that end in a record id (fetch by id): counted together
-_BY_ID = re.compile(r"(/calendars/events/appointments/)[^/]+$")
+# paths that name a record (fetch by id, a contact's notes): counted together
+_BY_ID = re.compile(r"(/calendars/events/appointments/)[^/]+$|(/contacts/)(?!search$)[^/]+(?=/notes$)")
 
 
 def _map_error(status: int, body: dict[str, Any], method: str, path: str, location_id: str) -> HighLevelError:

@@ -46,6 +46,10 @@ class SourceConfig:
     # appointments have no change filter: each run re-reads this window around now, per calendar
     appointment_lookback: timedelta = settings.APPOINTMENT_LOOKBACK
     appointment_lookahead: timedelta = settings.APPOINTMENT_LOOKAHEAD
+    # notes (a request per changed contact) are opt-in; at most this many notes requests per
+    # location and run, the rest deferred to the next run
+    sync_notes: bool = False
+    notes_max_requests: int = settings.DEFAULT_NOTES_MAX_REQUESTS
 
 
 def _lookup(key: str, secret: bool = False) -> Any:
@@ -77,6 +81,8 @@ def load_config(**overrides: Any) -> SourceConfig:
         "run_lock_timeout_s": _lookup("run_lock_timeout_s"),
         "appointments_days_back": _lookup("appointments_days_back"),
         "appointments_days_ahead": _lookup("appointments_days_ahead"),
+        "sync_notes": _lookup("sync_notes"),
+        "notes_max_requests": _lookup("notes_max_requests"),
     }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw)
@@ -117,6 +123,9 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
                                                     settings.APPOINTMENT_LOOKBACK.days, 0, 20 * 365)),
         appointment_lookahead=timedelta(days=_number("appointments_days_ahead", raw.get("appointments_days_ahead"),
                                                      settings.APPOINTMENT_LOOKAHEAD.days, 0, 20 * 365)),
+        sync_notes=_flag("sync_notes", raw.get("sync_notes"), False),
+        notes_max_requests=int(_number("notes_max_requests", raw.get("notes_max_requests"),
+                                       settings.DEFAULT_NOTES_MAX_REQUESTS, 0, 1_000_000)),
     )
 
 

@@ -24,7 +24,8 @@ AUTHORIZE_URL = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
 READ_SCOPES = (
     "contacts.readonly", "opportunities.readonly", "conversations.readonly", "conversations/message.readonly",
     "calendars.readonly", "calendars/groups.readonly", "calendars/events.readonly", "users.readonly",
-    "locations.readonly", "locations/customFields.readonly", "oauth.readonly", "oauth.write",
+    "locations.readonly", "locations/customFields.readonly", "locations/tasks.readonly", "oauth.readonly",
+    "oauth.write",
 )
 
 

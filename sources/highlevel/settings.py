@@ -27,6 +27,8 @@ MESSAGES_EXPORT = "/conversations/messages/export"
 CALENDARS = "/calendars/"
 CALENDAR_EVENTS = "/calendars/events"
 APPOINTMENT = "/calendars/events/appointments/{event_id}"  # one appointment by id, any date
+TASKS_SEARCH = "/locations/{location_id}/tasks/search"  # POST, skip/limit in the body (locations family)
+CONTACT_NOTES = "/contacts/{contact_id}/notes"  # GET, every note of one contact, unpaged (contacts family)
 
 # Paging limits enforced by the API
 CONTACTS_PAGE_LIMIT_MAX = 500
@@ -36,6 +38,7 @@ OPPORTUNITIES_POST_LIMIT = 500
 OPPORTUNITIES_GET_LIMIT = 100
 CONVERSATIONS_LIMIT = 100
 MESSAGES_EXPORT_LIMIT = 500
+TASKS_SEARCH_LIMIT = 100  # the spec gives a default (25), no maximum; 100 is what other skip/limit reads use
 # Candidate names for the undocumented update-time field of POST /opportunities/search, tried in order.
 OPPORTUNITY_UPDATE_FIELDS = ("date_updated", "updatedAt", "updated_at")
 
@@ -51,6 +54,11 @@ APPOINTMENT_DEFAULT_HISTORY = timedelta(days=3 * 365)  # first-run backfill when
 # later chunk merges into a bigger table, which cost 11% (25k chunks) of a 100k-contact first load.
 DEFAULT_CHUNK_ROWS = 100_000
 DEFAULT_OVERLAP = timedelta(minutes=5)  # covers the asynchronous search index lag (seconds) generously
+
+# Notes have no bulk reader: one request per contact. A run reads the notes of at most this many
+# contacts per location (the rest wait for the next run), so a backfill never spends a location's
+# daily quota (200,000) on notes: 1,000 is half a percent of it, under two minutes at the burst limit.
+DEFAULT_NOTES_MAX_REQUESTS = 1_000
 
 # Locations fetched side by side. Each has its own budget (100 requests / 10 s), so the bound is
 # this machine's CPU and sockets, not HighLevel's: 8 keeps a 2-core machine busy without thrashing.
@@ -69,14 +77,19 @@ DEFAULT_BACKOFF_MAX_S = 30.0
 
 RESOURCE_NAMES = (
     "contacts",
+    "notes",  # right after contacts: it reads the notes of the contacts that read just changed
     "opportunities",
     "pipelines",
     "conversations",
     "messages",
     "calendars",
     "appointments",
+    "tasks",
     "custom_fields",
     "users",
     "locations",
     "deletions",  # last: it records what the others' sweeps found
 )
+# selected only when asked for (`--resources ...,notes` or `sync_notes = true`): a request per contact
+OPT_IN_RESOURCES = ("notes",)
+DEFAULT_RESOURCES = tuple(name for name in RESOURCE_NAMES if name not in OPT_IN_RESOURCES)

@@ -45,7 +45,7 @@ def test_effects_of_each_kind(inbox: Inbox) -> None:
     accept(inbox, example("ContactDelete.json", webhookId="1", timestamp="2025-03-01T10:00:00Z"))
     accept(inbox, example("OpportunityStageUpdate.json", webhookId="2"))
     accept(inbox, example("InboundMessage.json", webhookId="3"))
-    accept(inbox, example("NoteDelete.json", webhookId="4"))  # notes are not synced: no tombstone, no mark
+    accept(inbox, example("NoteDelete.json", webhookId="4"))
     accept(inbox, example("AppInstall.json", webhookId="5"))
     accept(inbox, example("AppUninstall.agency.json", webhookId="6"))
     accept(inbox, example("InvoiceCreate.json", webhookId="7"))
@@ -54,7 +54,8 @@ def test_effects_of_each_kind(inbox: Inbox) -> None:
     assert inbox.pending_events() == []
     deletions = {d.key: d for d in inbox.pending_deletions()}
     assert set(deletions) == {("contacts", "nmFmQEsNgz6AVpgLVUJ0", "ve9EPM428h8vShlRW1KT"),
-                              ("appointments", "0007BWpSzSwfiuSl0tR2", "0007BWpSzSwfiuSl0tR2")}
+                              ("appointments", "0007BWpSzSwfiuSl0tR2", "0007BWpSzSwfiuSl0tR2"),
+                              ("notes", "otg8dTQqGLh3Q6iQI55w", "ve9EPM428h8vShlRW1KT")}
     assert {d.detected_by for d in deletions.values()} == {"webhook"}
     # deleted_at: the delivery's timestamp when it has one, else when it was received
     contact_key = ("contacts", "nmFmQEsNgz6AVpgLVUJ0", "ve9EPM428h8vShlRW1KT")
@@ -64,8 +65,8 @@ def test_effects_of_each_kind(inbox: Inbox) -> None:
     assert deletions[appointment_key].deleted_at == received
     assert dirty(inbox) == {
         ("ve9EPM428h8vShlRW1KT", "contacts"), ("ve9EPM428h8vShlRW1KT", "opportunities"),
-        ("l1C08ntBrFjLS0elLIYU", "messages"), ("l1C08ntBrFjLS0elLIYU", "conversations"),
-        ("0007BWpSzSwfiuSl0tR2", "appointments"),
+        ("ve9EPM428h8vShlRW1KT", "notes"), ("l1C08ntBrFjLS0elLIYU", "messages"),
+        ("l1C08ntBrFjLS0elLIYU", "conversations"), ("0007BWpSzSwfiuSl0tR2", "appointments"),
     }
     assert installs == [("otg8dTQqGLh3Q6iQI55w", "otg8dTQqGLh3Q6iQI55w")]
     assert uninstalls == [(None, "otg8dTQqGLh3Q6iQI55w")]

@@ -139,6 +139,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
                 continue
             cursor.observe(changed)
             tables.add(row, value_rows)
+            if ctx.changed_contacts is not None:  # notes are synced: the notes read follows this change
+                ctx.changed_contacts[str(row["id"])] = changed
         seen += len(page)
         last_page = page
         yield from tables.flush()

@@ -31,6 +31,8 @@ class SyncOptions:
     # rows per extract for resources that read in chunks (contacts): each chunk is loaded and its
     # position committed before the next, so memory stays flat and a crash keeps what was loaded
     chunk_rows: int = settings.DEFAULT_CHUNK_ROWS
+    # notes requests (one per contact) per location and run; the contacts left wait for the next run
+    notes_max_requests: int = settings.DEFAULT_NOTES_MAX_REQUESTS
 
 
 @dataclass
@@ -43,6 +45,9 @@ class ResourceReport:
     probes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     more: bool = False  # the last extract was one chunk of a longer read: extract again
+    # the read stopped early on this error, yet what it read and what it still owes (state) commit:
+    # the resource is reported failed without losing its queue (notes)
+    failure: str | None = None
 
 
 @dataclass
@@ -66,6 +71,14 @@ class LocationContext:
     # appointments changed upstream (AppointmentCreate/Update webhooks), read by id whatever their
     # date: id -> when the change was noted (the caller marks exactly that change applied)
     changed_appointments: dict[str, str] = field(default_factory=dict)
+    # when notes are synced: contacts whose notes the notes read fetches (id -> dateUpdated, None
+    # when unknown): those loaded since the notes read last looked (the caller's), plus those the
+    # contacts read of this run loads; None: notes are not synced, nothing is recorded
+    changed_contacts: dict[str, datetime | None] | None = None
+    # contacts NoteCreate/Update webhooks named: id -> when noted (the caller marks them applied)
+    note_changes: dict[str, str] = field(default_factory=dict)
+    # notes already in the destination: contact id -> note ids (a re-read drops the ones not listed)
+    known_notes: dict[str, set[str]] = field(default_factory=dict)
     _calendars: list[dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # resource -> this location's part of the resource's state, when the run reads outside dlt's

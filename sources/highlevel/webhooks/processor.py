@@ -10,6 +10,8 @@ Hooks are called at least once and must be idempotent too.
 Some events need more than a dirty mark:
 - an appointment create/update also notes the appointment's id: the sync re-reads only a window of
   appointment dates, and reads the noted ones by id whatever their date;
+- a note create/update notes the note's contact: notes are read per contact, for the contacts that
+  changed, and adding a note need not change the contact;
 - `LocationCreate` is a new sub-account: if `reachable(location)` says this deployment's token can
   read it, every resource is marked dirty, which is its first sync;
 - an agency-level `UserCreate` carries no `locationId` but a `locations` list: the users of each
@@ -27,15 +29,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..settings import RESOURCE_NAMES
+from ..settings import DEFAULT_RESOURCES
 from .events import parse_timestamp
 from .inbox import Inbox, StoredEvent, utc_iso
 
 logger = logging.getLogger("highlevel.webhooks.processor")
 
 # Event resource → the sync resources (names in sources.highlevel.RESOURCE_NAMES) it makes stale.
-# A message also moves its conversation's lastMessageDate. Notes and tasks are not synced by this
-# source, and app events are lifecycle, not data: they mark nothing.
+# A message also moves its conversation's lastMessageDate. App events are lifecycle, not data: they
+# mark nothing.
 SYNC_RESOURCES: dict[str, tuple[str, ...]] = {
     "contacts": ("contacts",),
     "opportunities": ("opportunities",),
@@ -44,10 +46,12 @@ SYNC_RESOURCES: dict[str, tuple[str, ...]] = {
     "conversations": ("conversations",),
     "locations": ("locations",),
     "users": ("users",),
+    "tasks": ("tasks",),
+    "notes": ("notes",),  # opt-in: a triggered run drops it unless `sync_notes` is on
 }
 
 # A new location's first sync: everything (deletions is added by the sync itself).
-FIRST_SYNC_RESOURCES = tuple(name for name in RESOURCE_NAMES if name != "deletions")
+FIRST_SYNC_RESOURCES = tuple(name for name in DEFAULT_RESOURCES if name != "deletions")
 # Resources whose changed records the sync reads by id (no listing it makes is sure to show them).
 READ_BY_ID = ("appointments",)
 
@@ -134,6 +138,11 @@ class Processor:
                                                _deleted_at(event), detected_by="webhook")
                 elif event.action in ("create", "update") and event.resource in READ_BY_ID:
                     self.inbox.record_change(event.resource, event.record_id, event.location_id)
+                elif event.action in ("create", "update") and event.resource == "notes":
+                    # notes are read per contact: the note's contact is what the sync reads again
+                    contact_id = _contact_id(event)
+                    if contact_id:
+                        self.inbox.record_change("notes", contact_id, event.location_id)
             done.append(event.id)
         now = self.clock()
         for location_id, resource in sorted(dirty):
@@ -244,6 +253,13 @@ def _listed_locations(event: StoredEvent) -> list[str]:
     if not isinstance(listed, list):
         return []
     return [item for item in listed if isinstance(item, str) and item and len(item) <= 64]
+
+
+def _contact_id(event: StoredEvent) -> str | None:
+    data = event.payload.get("data")
+    body = data if isinstance(data, dict) else event.payload
+    contact = body.get("contactId")
+    return contact if isinstance(contact, str) and contact and len(contact) <= 64 else None
 
 
 def _deleted_at(event: StoredEvent) -> str:
