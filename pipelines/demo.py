@@ -48,9 +48,10 @@ def run_demo(path: str, contacts: int, live: bool | None = None) -> int:
             updated = sb.update_contacts(big, 25)
             created = sb.create_contacts(big, 10)
             deleted = sb.delete_contacts(big, 3)
+            moved = sb.move_opportunities(big, 20)  # stage and status changes: opportunity_history versions
             print(
-                f"\nMutated location {big}: {len(updated)} updated, {len(created)} created, {len(deleted)} deleted. "
-                "Waiting for the search index to catch up..."
+                f"\nMutated location {big}: {len(updated)} updated, {len(created)} created, {len(deleted)} deleted "
+                f"contacts; {len(moved)} opportunities moved. Waiting for the search index to catch up..."
             )
             sb.wait_for_index()
             print("\n== Run 2: incremental ==", flush=True)

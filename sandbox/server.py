@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from . import crm
+from . import crm, fields
 from .app import build_app
 from .config import KEEP, Keep, SandboxConfig
 from .faults import Faults
@@ -178,6 +178,11 @@ class Sandbox:
 
     def move_opportunities(self, location_id: str, n: int) -> list[str]:
         return crm.move_opportunities(self.world, location_id, n)
+
+    def add_custom_field(self, location_id: str, name: str, data_type: str, model: str = "contact",
+                         options: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Define a new custom field (a user adding one in the settings); no record has a value yet."""
+        return fields.add_custom_field(self.world, location_id, name, data_type, model, options)
 
     def add_messages(self, location_id: str, channels: list[str]) -> list[str]:
         return crm.add_messages(self.world, location_id, channels)
