@@ -13,7 +13,8 @@ from sources.highlevel.auth import COMPANY_KEY
 from sources.highlevel.config import load_config
 from sources.highlevel.errors import AuthError, ConfigError
 from sources.highlevel.oauth import AUTHORIZE_URL, READ_SCOPES
-from sources.highlevel.tokenstore import FileTokenStore, StoreData, TokenSet
+from sources.highlevel.tokenstore import StoreData, TokenSet, TokenStore
+from sources.highlevel.tokenstores import describe_token_store, open_token_store
 
 from .credentials import oauth_app
 
@@ -40,9 +41,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     config = load_config()
-    store = FileTokenStore(config.token_store)
+    store = open_token_store(config.token_store)
     if args.auth_command == "status":
-        print(describe_store(store.load(), str(store.path)))
+        print(describe_store(store.load(), describe_token_store(config.token_store)))
         return 0
     app = oauth_app(config)
     if args.auth_command == "import":
@@ -67,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
             code = wait_for_code(args.port, LOGIN_TIMEOUT_S)
         with store.lock():
             save_grant(store, app.exchange_code(code, redirect_uri=redirect_uri, user_type=args.user_type))
-    print(describe_store(store.load(), str(store.path)))
+    print(describe_store(store.load(), describe_token_store(config.token_store)))
     return 0
 
 
-def save_grant(store: FileTokenStore, tokens: TokenSet) -> None:
+def save_grant(store: TokenStore, tokens: TokenSet) -> None:
     """Add a grant to the store (caller holds the lock)."""
     data = store.load()
     if tokens.user_type == "Company":

@@ -14,7 +14,7 @@ from sources.highlevel.config import SourceConfig
 from sources.highlevel.errors import ConfigError
 from sources.highlevel.oauth import INSTALLED_LOCATIONS_PATH, OAuthApp
 from sources.highlevel.paginators import skip_limit_pages
-from sources.highlevel.tokenstore import FileTokenStore
+from sources.highlevel.tokenstores import describe_token_store, open_token_store
 
 logger = logging.getLogger("highlevel.credentials")
 
@@ -50,11 +50,12 @@ def resolve_credentials(config: SourceConfig, locations: Sequence[str] | None) -
                 "or use an agency OAuth token (`highlevel-sync auth login`) for several"
             )
         return Credentials(StaticAuthProvider({wanted[0]: config.private_integration_token}), wanted)
-    store = FileTokenStore(config.token_store)
+    store = open_token_store(config.token_store)
     if not store.exists():
         raise ConfigError(
             "no credentials: set SOURCES__HIGHLEVEL__PRIVATE_INTEGRATION_TOKEN and SOURCES__HIGHLEVEL__LOCATION_ID, "
-            f"or authorise the OAuth app with `highlevel-sync auth login` (token store {config.token_store} not found)"
+            "or authorise the OAuth app with `highlevel-sync auth login` "
+            f"(token store {describe_token_store(config.token_store)} not found)"
         )
     data = store.load()
     manager = TokenManager(store, oauth_app(config))

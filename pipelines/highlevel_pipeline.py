@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     hook_serve.add_argument("--port", type=int, default=8080)
     hook_serve.add_argument("--airflow-url", help="trigger an Airflow DAG run instead of syncing in-process")
     hook_serve.add_argument("--airflow-dag", default="highlevel_sync")
+    hook_serve.add_argument("--airflow-api", choices=["auto", "1", "2"], default=os.environ.get("AIRFLOW_API_VERSION",
+                            "auto"), help="Airflow REST API: 2 (Airflow 3), 1 (Airflow 2), auto: ask the server")
 
     sandbox = sub.add_parser("sandbox", help="the local HighLevel API")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -191,7 +193,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_webhooks(args: argparse.Namespace) -> int:
     from .webhook_runs import serve_webhooks
 
-    return serve_webhooks(args.host, args.port, args.airflow_url, args.airflow_dag)
+    return serve_webhooks(args.host, args.port, args.airflow_url, args.airflow_dag, args.airflow_api)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,14 +9,17 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from sources.highlevel.tokenstore import FileTokenStore, atomic_write_json
+from sources.highlevel.tokenstore import DEFAULT_TOKEN_STORE, atomic_write_json
+from sources.highlevel.tokenstores import is_postgres_url, open_token_store
 
 
 class InstallRegistry:
-    """Kept next to the token store (`highlevel_installs.json`): both describe the app's installs."""
+    """Kept next to the token store (`highlevel_installs.json`): both describe the app's installs.
+    With a PostgreSQL token store it stays in the project's `.dlt/` directory."""
 
     def __init__(self, token_store: str | Path) -> None:
-        self.path = Path(token_store).parent / "highlevel_installs.json"
+        beside = DEFAULT_TOKEN_STORE if is_postgres_url(token_store) else token_store
+        self.path = Path(beside).parent / "highlevel_installs.json"
         self._lock = FileLock(str(self.path) + ".lock", timeout=60)
 
     def uninstalled(self) -> dict[str, str]:
@@ -40,8 +43,8 @@ class InstallRegistry:
 
     def mark_uninstalled(self, location_id: str, token_store: str | None = None) -> None:
         self._update(location_id, True)
-        if token_store and Path(token_store).exists():
-            store = FileTokenStore(token_store)
+        if token_store and (is_postgres_url(token_store) or Path(token_store).exists()):
+            store = open_token_store(token_store)
             with store.lock():
                 store.save(store.load().with_location(location_id, None))  # its token is dead anyway
 

@@ -30,9 +30,14 @@ class SyncFailed(HighLevelError):
 def sync_location(location_id: str, resources: set[str], request: SyncRequest | None = None) -> Any:
     """One incremental run for one location and the dirty resources; raises when it failed."""
     base = request or SyncRequest()
-    chosen = sorted(resources)
+    config = load_config()
+    # notes are opt-in: NoteCreate/Update/Delete only lead to a notes read when `sync_notes` is on
+    chosen = sorted(r for r in resources if r != "notes" or config.sync_notes)
+    if not chosen:
+        logger.info("location %s: only notes changed and sync_notes is off; nothing to run", location_id)
+        return None
     result = run_sync(SyncRequest(**{**base.__dict__, "locations": [location_id], "resources": chosen}),
-                      config=load_config())
+                      config=config)
     if not result.ok:
         raise SyncFailed(f"triggered run for location {location_id} failed: {result.locations[0].error}")
     logger.info("triggered run for location %s (%s) done in %.1f s", location_id, ", ".join(chosen), result.seconds)
@@ -65,7 +70,8 @@ def can_reach(location_id: str, config: SourceConfig | None = None) -> bool:
     return True
 
 
-def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: str) -> int:
+def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: str,
+                   airflow_api: str = "auto") -> int:
     from sources.highlevel.webhooks import AirflowTrigger, InProcessTrigger, WebhookConfig
     from sources.highlevel.webhooks.server import serve
 
@@ -73,7 +79,8 @@ def serve_webhooks(host: str, port: int, airflow_url: str | None, airflow_dag: s
     trigger: Any
     if airflow_url:
         user, password = os.environ.get("AIRFLOW_USERNAME"), os.environ.get("AIRFLOW_PASSWORD")
-        trigger = AirflowTrigger(airflow_url, airflow_dag, auth=(user, password) if user and password else None)
+        trigger = AirflowTrigger(airflow_url, airflow_dag, auth=(user, password) if user and password else None,
+                                 api_version=airflow_api, token=os.environ.get("AIRFLOW_API_TOKEN") or None)
     else:
         trigger = InProcessTrigger(lambda location_id, resources: sync_location(location_id, resources))
     token_store = load_config().token_store

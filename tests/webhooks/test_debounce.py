@@ -1,18 +1,16 @@
-"""The debouncer: quiet period, max delay, one run per location at a time, re-run after marks during a run;
-and the Airflow trigger's request."""
+"""The debouncer: quiet period, max delay, one run per location at a time, re-run after marks during a run.
+(The Airflow trigger: test_airflow_trigger.py.)"""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from sources.highlevel.webhooks.debounce import AirflowTrigger, Debouncer, InProcessTrigger, TriggerError
+from sources.highlevel.webhooks.debounce import Debouncer, InProcessTrigger
 from sources.highlevel.webhooks.inbox import Inbox
 
 
@@ -158,39 +156,3 @@ def test_background_loop_start_stop_and_crash_recovery(inbox: Inbox) -> None:
         debouncer.stop(timeout=5)
         assert time.monotonic() - started < 2
     assert debouncer._thread is None
-
-
-def test_airflow_trigger_posts_a_dag_run() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"dag_run_id": "manual__1", "state": "queued"})
-
-    trigger = AirflowTrigger("http://airflow:8080/", "highlevel_sync", auth=("user", "pw"),
-                             transport=httpx.MockTransport(handler))
-    assert trigger("L1", {"opportunities", "contacts"}) == "manual__1"
-    (request,) = seen
-    assert request.method == "POST"
-    assert str(request.url) == "http://airflow:8080/api/v1/dags/highlevel_sync/dagRuns"
-    assert json.loads(request.content) == {"conf": {"locations": ["L1"], "resources": ["contacts", "opportunities"]}}
-    assert request.headers["authorization"].startswith("Basic ")
-    assert request.headers["user-agent"].startswith("highlevel-dlt/")
-    trigger.close()
-
-
-@pytest.mark.parametrize("response", [httpx.Response(404, json={"title": "DAG not found"}), httpx.Response(401)])
-def test_airflow_refusal_is_a_trigger_error_without_credentials(response: httpx.Response) -> None:
-    trigger = AirflowTrigger("http://airflow", "dag", auth=("user", "s3cret-pw"),
-                             transport=httpx.MockTransport(lambda request: response))
-    with pytest.raises(TriggerError) as info:
-        trigger("L1", {"contacts"})
-    assert str(response.status_code) in str(info.value) and "s3cret" not in str(info.value)
-
-
-def test_airflow_unreachable_is_a_trigger_error() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    with pytest.raises(TriggerError, match="cannot reach"):
-        AirflowTrigger("http://airflow", "dag", transport=httpx.MockTransport(refuse))("L1", {"contacts"})

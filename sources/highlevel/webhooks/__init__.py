@@ -9,9 +9,10 @@ The source never imports this package; this package uses the source only through
 
 from __future__ import annotations
 
+from .airflow import AirflowTrigger
 from .app import create_app
 from .config import WebhookConfig
-from .debounce import AirflowTrigger, Debouncer, InProcessTrigger, Trigger, TriggerError
+from .debounce import Debouncer, InProcessTrigger, Trigger, TriggerError
 from .events import WebhookEvent, classify, parse_event
 from .inbox import DEFAULT_INBOX_PATH, Deletion, Inbox, StoredEvent
 from .processor import SYNC_RESOURCES, Processor

@@ -13,7 +13,7 @@ failure costs a few runs an hour instead of one per quiet period. One success re
 back-off is in memory: a restart retries at once, which is what an operator who fixed the cause wants.
 
 What a run *does* is a pluggable trigger: `InProcessTrigger` calls a function in this process (the
-project's `run_sync`), `AirflowTrigger` asks Airflow's REST API for a DAG run.
+project's `run_sync`), `AirflowTrigger` (`airflow.py`) asks Airflow's REST API for a DAG run.
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import quote
 
-import httpx
-
-from ..client import USER_AGENT
 from ..errors import HighLevelError
 from .inbox import Inbox
 
@@ -50,43 +46,6 @@ class InProcessTrigger:
 
     def __call__(self, location_id: str, resources: set[str]) -> Any:
         return self.run(location_id, set(resources))
-
-
-class AirflowTrigger:
-    """Starts a DAG run through Airflow's stable REST API with `conf = {locations, resources}`."""
-
-    def __init__(
-        self,
-        base_url: str,
-        dag_id: str,
-        auth: httpx.Auth | tuple[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        timeout_s: float = 30.0,
-    ) -> None:
-        self.dag_id = dag_id
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), auth=auth, transport=transport,
-                                    timeout=timeout_s, headers={"User-Agent": USER_AGENT})
-
-    def __call__(self, location_id: str, resources: set[str]) -> str | None:
-        path = f"/api/v1/dags/{quote(self.dag_id, safe='')}/dagRuns"
-        body = {"conf": {"locations": [location_id], "resources": sorted(resources)}}
-        try:
-            response = self._client.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise TriggerError(f"cannot reach Airflow to start DAG {self.dag_id}: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise TriggerError(f"Airflow refused a run of DAG {self.dag_id}: HTTP {response.status_code}; check the"
-                               " DAG id, that it is unpaused, and the API credentials")
-        try:
-            run_id = response.json().get("dag_run_id")
-        except (ValueError, AttributeError):
-            run_id = None
-        logger.info("Airflow DAG %s run %s started for location %s (%s)", self.dag_id, run_id, location_id,
-                    ", ".join(sorted(resources)))
-        return run_id if isinstance(run_id, str) else None
-
-    def close(self) -> None:
-        self._client.close()
 
 
 class Debouncer:

@@ -1,0 +1,145 @@
+"""Agency syncs split into shards of locations, for the Airflow DAG's mapped tasks (no Airflow here).
+
+- A location's shard is a stable hash of its id (sha256, not Python's per-process `hash()`), so the
+  planning task, every worker and every run agree, and a location keeps its shard, and so its
+  cursors, from run to run while the shard count stays the same.
+- Each shard is its own dlt pipeline (`highlevel_shard_<n>`): its own working directory, state and
+  run lock, so shard tasks running side by side never share dlt files. All load into one dataset.
+  Cursors live in that pipeline's state in the destination: a worker that has never run the shard
+  (or wiped its disk) restores them before it syncs.
+- A shard syncs through the same `run_sync` as the CLI; any failed location fails the shard,
+  naming each failed location, after the others' data and cursors are committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sources.highlevel.client import HighLevelClient
+from sources.highlevel.config import SourceConfig, load_config
+from sources.highlevel.errors import ConfigError, HighLevelError
+
+from .credentials import installed_locations, resolve_credentials
+from .installs import InstallRegistry
+from .results import describe_failure
+from .sync import DEFAULT_DATASET, SyncRequest, _duckdb_configured, duckdb_destination, make_pipeline, run_sync
+
+logger = logging.getLogger("highlevel.shards")
+
+SHARD_PIPELINE_PREFIX = "highlevel_shard"
+# DuckDB only: one file for every shard (dlt's default would be one file per pipeline name)
+# (not `highlevel.duckdb`: a catalog named like the dataset makes DuckDB references ambiguous)
+DEFAULT_DUCKDB_FILE = "highlevel_warehouse.duckdb"
+
+
+class ShardFailed(HighLevelError):
+    """Some locations of a shard failed; the message names each one and why."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+    locations: list[str] = field(default_factory=list)
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"{SHARD_PIPELINE_PREFIX}_{self.index}"
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.index + 1}/{self.count} ({len(self.locations)} locations)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Shard:
+        return cls(int(data["index"]), int(data["count"]), [str(loc) for loc in data["locations"]])
+
+
+def shard_of(location_id: str, count: int) -> int:
+    """The shard of a location: the same in every process, machine and Python version."""
+    digest = hashlib.sha256(location_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def split(locations: Sequence[str], count: int) -> list[Shard]:
+    """The non-empty shards, each location in exactly one; order within a shard as given."""
+    if count < 1:
+        raise ConfigError(f"shards must be at least 1, not {count}")
+    buckets: dict[int, list[str]] = {}
+    for location in dict.fromkeys(locations):
+        buckets.setdefault(shard_of(location, count), []).append(location)
+    return [Shard(index, count, buckets[index]) for index in sorted(buckets)]
+
+
+def list_locations(config: SourceConfig | None = None, wanted: Sequence[str] | None = None) -> list[str]:
+    """`wanted` if given (a triggered run's conf); else every location the app is installed in for an
+    agency token (less those that uninstalled it), or the configured ones."""
+    if wanted:
+        return list(dict.fromkeys(str(loc) for loc in wanted))
+    config = config or load_config()
+    credentials = resolve_credentials(config, None)
+    if credentials.locations is not None:
+        return list(credentials.locations)
+    if not credentials.company_id or credentials.manager is None:
+        raise ConfigError("agency fan-out needs company_id; set SOURCES__HIGHLEVEL__COMPANY_ID")
+    with HighLevelClient(config.base_url, credentials.auth, max_attempts=config.max_attempts,
+                         timeout_s=config.timeout_s) as client:
+        locations = installed_locations(client, credentials.company_id, credentials.manager.app.app_id)
+    gone = InstallRegistry(config.token_store).uninstalled()
+    return [loc for loc in locations if loc not in gone]
+
+
+def plan_shards(count: int, wanted: Sequence[str] | None = None, config: SourceConfig | None = None) -> list[Shard]:
+    locations = list_locations(config, wanted)
+    if not locations:
+        raise ConfigError("no location to sync: the app is installed nowhere, or none is configured")
+    shards = split(locations, count)
+    logger.info("%d locations in %d shards", len(locations), len(shards))
+    return shards
+
+
+def shard_request(shard: Shard, resources: Sequence[str] | None = None, dataset_name: str | None = None,
+                  destination: Any = None, pipelines_dir: str | None = None) -> SyncRequest:
+    """The shard's SyncRequest: its own pipeline name; DuckDB (unless configured) in one shared file."""
+    if destination in (None, "duckdb") and not _duckdb_configured():
+        destination = duckdb_destination(DEFAULT_DUCKDB_FILE)
+    return SyncRequest(resources=list(resources) if resources else None, locations=list(shard.locations),
+                       destination=destination, dataset_name=dataset_name or DEFAULT_DATASET,
+                       pipeline_name=shard.pipeline_name, pipelines_dir=pipelines_dir)
+
+
+def sync_shard(shard: Shard, resources: Sequence[str] | None = None, *, dataset_name: str | None = None,
+               destination: Any = None, pipelines_dir: str | None = None,
+               config: SourceConfig | None = None) -> dict[str, Any]:
+    """Sync one shard; returns its summary, or raises ShardFailed naming every failed location."""
+    request = shard_request(shard, resources, dataset_name, destination, pipelines_dir)
+    restore_state(request)
+    result = run_sync(request, config=config or load_config())
+    failures = [f"location {loc.location_id}: {loc.error}" for loc in result.locations if not loc.ok]
+    summary = {"shard": shard.index, "pipeline": shard.pipeline_name,
+               "locations": [loc.location_id for loc in result.locations if loc.ok],
+               "failed": [loc.location_id for loc in result.locations if not loc.ok],
+               "rows": dict(result.table_rows), "seconds": round(result.seconds, 1)}
+    if failures:
+        others = " (the others are loaded)" if len(failures) < len(result.locations) else ""
+        raise ShardFailed(f"{shard.label}: {len(failures)} of {len(result.locations)} locations failed{others}: "
+                          + "; ".join(failures))
+    return summary
+
+
+def restore_state(request: SyncRequest) -> None:
+    """Bring the shard pipeline's state and schema from the destination when it is newer than the
+    local copy (a fresh or ephemeral worker): without it, `run_sync` would start with no cursors
+    and re-read every location of the shard from the start."""
+    try:
+        make_pipeline(request).sync_destination()
+    except Exception as exc:  # the run itself reports an unreachable destination clearly
+        logger.warning("could not restore pipeline %s from the destination: %s", request.pipeline_name,
+                       describe_failure(exc))
