@@ -10,6 +10,7 @@ A run is four stages, in this order:
 4. commit: a location whose reads are all loaded gets its webhook deletions marked applied and its
    result reported.
 A location (or resource) that fails commits nothing of its own and costs the others nothing.
+After the last load the analyst layer (`analyst/`: wide views, opportunity history) catches up.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStat
 from sources.highlevel.columnar import LOAD_ID_CONFIG, KnownSchema, to_arrow_items
 from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import ConfigError
+from sources.highlevel.killpoints import arm_dlt, kill_point
+from sources.highlevel.settings import DEFAULT_RESOURCES
 from sources.highlevel.spill import MemoryBudget
 
-from . import deletions
+from . import analyst, deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
 from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
 from .progress import ProgressSink
+from .recovery import discard_unloaded
 from .results import LocationResult, SyncResult, describe_failure
 from .runlock import run_lock
 
@@ -60,7 +64,7 @@ DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
 # the high-volume resources, loaded as Arrow tables unless `columnar` is off
 COLUMNAR_RESOURCES = ("contacts", "opportunities", "conversations", "messages")
 # resources whose deletions the `deletions` table records
-DELETABLE = {"contacts", "opportunities", "appointments"}
+DELETABLE = {"contacts", "opportunities", "appointments", "tasks", "notes"}
 DEFAULT_DATASET = "highlevel"
 # rows one extract + load cycle takes at most when reads are not chunked (chunk_rows = 0);
 # otherwise chunk_rows: a big backfill loads chunk by chunk, small locations share a cycle
@@ -130,8 +134,9 @@ def run_sync(
 def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | None, progress: ProgressSink | None,
           started: float) -> SyncResult:
     """Stages 2 to 4, under the pipeline's run lock."""
+    arm_dlt()  # test-only crash points inside dlt; nothing unless HIGHLEVEL_KILL_POINT names one
     pipeline = make_pipeline(request)
-    _discard_unloaded(pipeline)
+    discard_unloaded(pipeline)  # what a killed run left behind (see recovery.py)
     loader_format = _loader_format(pipeline)
     client_kwargs = {"max_attempts": plan.config.max_attempts, "timeout_s": plan.config.timeout_s,
                      **(client_options or {})}
@@ -149,6 +154,9 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
                 book.stop(failure, locations)
                 break
             book.commit(batch.finished)  # stage 4
+            if any(unit.resource == "contacts" for unit in batch.units):
+                kill_point("between_chunks")  # test-only: a contacts chunk is loaded, the next is not
+    analyst.refresh_after_load(pipeline)  # wide views, opportunity history: after every load
     return SyncResult(book.results, time.monotonic() - started, pipeline, book.table_rows)
 
 
@@ -208,7 +216,10 @@ def _inbox(request: SyncRequest) -> Any:
 # -- stage 1: plan ------------------------------------------------------------------------------
 
 def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None) -> Plan:
-    resources = select_resources(request.resources)
+    names = request.resources
+    if names is None and config.sync_notes:  # notes are opt-in: one request per changed contact
+        names = [*DEFAULT_RESOURCES, "notes"]
+    resources = select_resources(names)
     if auth is None:
         credentials = resolve_credentials(config, request.locations)
     else:
@@ -227,6 +238,7 @@ def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None)
         chunk_rows=config.chunk_rows,
         appointment_lookback=config.appointment_lookback,
         appointment_lookahead=config.appointment_lookahead,
+        notes_max_requests=config.notes_max_requests,
         full_refresh=request.full_refresh,
         reconcile=request.reconcile,
     )
@@ -283,6 +295,7 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         for run, error in _extract(pipeline, batch.units, loader_format):
             run.dropped = True
             run.result.error = f"extracting its data failed: {error}"
+        kill_point("after_extract")
         if not pipeline.has_pending_data:
             return None
         if progress is not None:
@@ -295,6 +308,7 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         except Exception as exc:
             logger.debug("load failed", exc_info=True)
             return f"loading into the destination failed: {describe_failure(exc)}; the next run reads that data again"
+        kill_point("after_load")
         for table, count in pipeline.last_trace.last_normalize_info.row_counts.items():
             if not table.startswith("_dlt"):
                 table_rows[table] = table_rows.get(table, 0) + count
@@ -361,25 +375,6 @@ def _loader_format(pipeline: Any) -> str | None:
     if pipeline.destination.destination_name == "duckdb":
         return "parquet"
     return str(pipeline.destination.capabilities().preferred_loader_file_format)
-
-
-def _discard_unloaded(pipeline: Any) -> None:
-    """Discard packages an interrupted earlier run extracted but did not load.
-
-    Loading them proved unsafe: after SIGKILLs, a later load failed because a merge table's nested
-    table had been created without its root key; the likely cause is a package normalized against
-    a stored schema the kill left out of date (not reproduced deterministically). Aborting
-    restores the cursors and schema to where those packages started, so
-    this run reads those rows again: it costs requests, never data, and merge makes rows that did
-    reach the destination harmless.
-    """
-    if not pipeline.has_pending_data:
-        return
-    logger.warning("discarding data an interrupted earlier run did not load; cursors are rewound so this run "
-                   "reads those rows again")
-    pipeline.abort_packages()
-    with contextlib.suppress(Exception):
-        pipeline.load()  # completes the aborted package's record
 
 
 # DuckDB loads with one thread and one job at a time: on a 100k-contact load, parallel jobs and
