@@ -68,7 +68,8 @@ def start_sandbox(locations: int, contacts: int, log_path: Path,
     (which may be a snapshot, see --at, or half edited)."""
     port = free_port()
     started = time.monotonic()
-    script = ("import sys; from sandbox import SandboxConfig, serve; n, count, port = map(int, sys.argv[1:]); "
+    script = ("import sys; from highlevel_sync.sandbox import SandboxConfig, serve; "
+              "n, count, port = map(int, sys.argv[1:]); "
               "serve(SandboxConfig(contacts_per_location=(n,) * count), port=port)")
     with log_path.open("wb") as log:
         proc = subprocess.Popen([PY, "-c", script, str(contacts), str(locations), str(port)],
@@ -145,7 +146,10 @@ def run_child(code: Path, base: str, tokens: dict[str, str], workdir: Path, run:
 
 def child(spec_path: Path, workdir: Path, out: Path, code: Path) -> None:
     sys.path.insert(0, str(code))  # the code under test: the working tree or a snapshot (--at)
-    from pipelines.sync import SyncRequest, duckdb_destination, run_sync
+    try:
+        from highlevel_sync.sync import SyncRequest, duckdb_destination, run_sync
+    except ImportError:  # a commit from before the package was named highlevel_sync (--at)
+        from pipelines.sync import SyncRequest, duckdb_destination, run_sync  # type: ignore[no-redef]
     from sources.highlevel.auth import StaticAuthProvider
     from sources.highlevel.config import validate
 

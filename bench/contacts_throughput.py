@@ -10,6 +10,9 @@ Side by side in one run, each sync in a fresh child process (peak RSS measured p
   4. this source with the real limit (100 requests / 10 s) and 100-contact pages, so requests,
      not processing, bound the run: request-budget use and 429 count
 
+  (--compare-memory-limit L: 1. again with DuckDB's loader memory capped at L instead of the
+   shipped setting, to weigh peak RSS against speed side by side)
+
 The sandbox runs in its own process so its CPU and memory are not charged to the syncs.
 
     .venv/bin/python bench/contacts_throughput.py --contacts 100000 --small 5000
@@ -43,7 +46,7 @@ def free_port() -> int:
 def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     port = free_port()
     proc = subprocess.Popen(
-        [PY, "-m", "pipelines.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
+        [PY, "-m", "highlevel_sync.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
          "--contacts", ",".join(map(str, contacts)), "--no-rate-limit", "--index-lag", "0.5"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -61,13 +64,14 @@ def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, di
 
 def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
               memory_cap_gb: float | None = None, page_size: int = 500,
-              timeout_s: float | None = None) -> dict[str, Any]:
+              timeout_s: float | None = None, memory_limit: str | None = None) -> dict[str, Any]:
     """Run one sync in a child process; return its report plus wall time and peak RSS."""
-    out = workdir / f"{mode}-{location}.json"
+    out = workdir / f"{mode}-{location}{'-' + memory_limit if memory_limit else ''}.json"
     started = time.monotonic()
     cmd = [PY, __file__, "--child", mode, "--base-url", base, "--location", location,
-           "--workdir", str(workdir / f"{mode}-{location}"), "--out", str(out)]
+           "--workdir", str(workdir / out.stem), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token,
+                                                "BENCH_DUCKDB_MEMORY_LIMIT": memory_limit or "",
                                                 "BENCH_PAGE_SIZE": str(page_size),
                                                 "BENCH_VARIANT": "json" if mode == "baseline_json" else ""})
     capped = timed_out = False
@@ -108,10 +112,13 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
 
 
 def child_source(base: str, location: str, workdir: Path) -> dict[str, Any]:
-    from pipelines.sync import SyncRequest, duckdb_destination, run_sync
+    import highlevel_sync.sync as sync
+    from highlevel_sync.sync import SyncRequest, duckdb_destination, run_sync
     from sources.highlevel.auth import StaticAuthProvider
     from sources.highlevel.config import validate
 
+    if os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT"):  # --compare-memory-limit: the loader's cap under test
+        sync.DUCKDB_LOADER_SETTINGS["memory_limit"] = os.environ["BENCH_DUCKDB_MEMORY_LIMIT"]
     token = os.environ["BENCH_TOKEN"]
     started = time.monotonic()
     result = run_sync(
@@ -186,6 +193,8 @@ def main() -> None:
     parser.add_argument("--skip-limited", action="store_true")
     parser.add_argument("--limited-page-size", type=int, default=100,
                         help="contacts per page in the rate-limited run (500: a backfill at the API's page size)")
+    parser.add_argument("--compare-memory-limit", metavar="LIMIT",
+                        help="also run this source with DuckDB's loader capped at LIMIT (e.g. 160MB), side by side")
     parser.add_argument("--child")
     parser.add_argument("--base-url")
     parser.add_argument("--location")
@@ -208,6 +217,10 @@ def main() -> None:
             work = Path(tmp)
             results["source"] = run_child("source", base, big, tokens[big], work)
             print("source:", results["source"], flush=True)
+            if args.compare_memory_limit:
+                key = f"source_duckdb_{args.compare_memory_limit}"
+                results[key] = run_child("source", base, big, tokens[big], work, memory_limit=args.compare_memory_limit)
+                print(f"{key}:", results[key], flush=True)
             if args.json_baseline_only:
                 results["baseline_json"] = run_child("baseline_json", base, big, tokens[big], work,
                                                      args.baseline_cap_gb, timeout_s=args.baseline_timeout)

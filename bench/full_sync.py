@@ -35,7 +35,7 @@ def main() -> None:
         return
     port = free_port()
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
+        [sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "sandbox", "serve", "--port", str(port),
          "--contacts", "50000", "--opportunities", "10000", "--conversations", "5000",
          "--messages-per-conversation", "20", "--calendars", "5", "--appointments-per-calendar", "1000",
          "--index-lag", "0.5"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,7 +101,7 @@ def sliding_minimum(requests: int, per_window: int = 100, window_s: float = 10.0
 def child(base: str, location: str, token: str, out: Path) -> None:
     import logging
 
-    from pipelines.sync import SyncRequest, duckdb_destination, run_sync
+    from highlevel_sync.sync import SyncRequest, duckdb_destination, run_sync
     from sources.highlevel.auth import StaticAuthProvider
     from sources.highlevel.config import validate
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 from sources.highlevel.normalize import to_utc
 
 Query = Callable[[str], list[tuple[Any, ...]]]

@@ -55,11 +55,11 @@ TRIGGER_PASSWORD = "pw-" + os.urandom(6).hex()
 sys.path.insert(0, str(ROOT))
 # what a deployment puts in its DAGs folder (README, "Run on Airflow")
 (TMP / "dags").mkdir()
-(TMP / "dags" / "highlevel_sync.py").write_text("from pipelines.airflow_dag import highlevel_sync_dag  # noqa: F401\n")
+shutil.copy(ROOT / "pipelines" / "airflow_dag.py", TMP / "dags" / "highlevel_sync.py")
 
 import duckdb  # noqa: E402
 
-from sandbox import Sandbox  # noqa: E402
+from highlevel_sync.sandbox import Sandbox  # noqa: E402
 
 RESOURCES = ["contacts", "users", "locations", "opportunities"]
 results: list[tuple[str, str | None]] = []
@@ -123,7 +123,7 @@ def main() -> int:
             "SOURCES__HIGHLEVEL__CREDENTIALS__CLIENT_ID": sb.client_id,
             "SOURCES__HIGHLEVEL__CREDENTIALS__CLIENT_SECRET": sb.client_secret,
         })
-        imported = subprocess.run([sys.executable, "-m", "pipelines.highlevel_pipeline", "auth", "import",
+        imported = subprocess.run([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "auth", "import",
                                    "--refresh-token", sb.grant("Company"), "--user-type", "Company",
                                    "--company-id", sb.company_id], cwd=ROOT, capture_output=True, text=True)
         if imported.returncode != 0:
@@ -135,7 +135,7 @@ def main() -> int:
             print(migrate.stdout[-3000:], migrate.stderr[-3000:])
             return 1
         logging.getLogger("highlevel").setLevel(logging.DEBUG if os.environ.get("HL_DEBUG") else logging.INFO)
-        from pipelines.airflow_dag import highlevel_sync_dag as dag
+        from highlevel_sync.airflow_dag import highlevel_sync_dag as dag
 
         state: dict[str, Any] = {}
 

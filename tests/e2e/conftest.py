@@ -10,8 +10,8 @@ import dlt
 import duckdb
 import pytest
 
-from pipelines.sync import SyncRequest, SyncResult, duckdb_destination, run_sync
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
+from highlevel_sync.sync import SyncRequest, SyncResult, duckdb_destination, run_sync
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.config import validate
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 from sources.highlevel.normalize import to_utc
 from sources.highlevel.webhooks import Inbox
 from tests.analyst_expect import assert_wide_views_match

@@ -10,7 +10,7 @@ from typing import Any
 
 import dlt
 
-from pipelines.status import collect_status, format_status
+from highlevel_sync.status import collect_status, format_status
 
 from .conftest import Harness
 from .test_contacts_sync import assert_matches_truth, epoch_ms

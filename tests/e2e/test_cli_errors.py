@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.highlevel_pipeline import main
+from highlevel_sync.highlevel_pipeline import main
 
 
 class Cli:

@@ -23,9 +23,9 @@ import duckdb
 import pytest
 from rich.console import Console
 
-from pipelines.progress import SyncProgress
-from pipelines.report import summary_json
-from pipelines.results import LocationResult, SyncResult
+from highlevel_sync.progress import SyncProgress
+from highlevel_sync.report import summary_json
+from highlevel_sync.results import LocationResult, SyncResult
 from sources.highlevel.client import LocationStats
 from sources.highlevel.resources.context import ResourceReport
 
@@ -203,7 +203,7 @@ class Cli:
 
     def command(self, *args: str) -> list[str]:
         extra = ["--pipelines-dir", str(self.tmp / "pipelines")] if "run" in args else []
-        return [sys.executable, "-m", "pipelines.highlevel_pipeline", *args, *extra]
+        return [sys.executable, "-m", "highlevel_sync.highlevel_pipeline", *args, *extra]
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         proc = subprocess.run(self.command(*args), cwd=ROOT, env={**self.env, **(env or {})}, capture_output=True,

@@ -20,8 +20,8 @@ import psycopg2
 import pyarrow as pa
 import pytest
 
-import pipelines.sync as sync
-from sandbox import Sandbox
+import highlevel_sync.sync as sync
+from highlevel_sync.sandbox import Sandbox
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.columnar import LOAD_ID_CONFIG, to_arrow_items
 from sources.highlevel.config import validate

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 from sources.highlevel.normalize import to_utc
 
 from .conftest import Harness

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-import pipelines.sync as sync
+import highlevel_sync.sync as sync
 from sources.highlevel import FetchedItems
 
 from .conftest import Harness

@@ -23,7 +23,7 @@ import dlt
 import httpx
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 from sources.highlevel.killpoints import DLT_POINTS, ENV_HIT, ENV_POINT, POINTS
 from sources.highlevel.tokenstore import FileTokenStore
 from sources.highlevel.webhooks.signing import generate_test_keys
@@ -88,7 +88,7 @@ class CrashRig(Harness):
         if kill_at is not None:
             env.update({ENV_POINT: kill_at, ENV_HIT: str(hit)})
         extra = ["--resources", RESOURCES, "--pipelines-dir", str(self.pipelines_dir)] if args[0] == "run" else []
-        return subprocess.run([sys.executable, "-m", "pipelines.highlevel_pipeline", *args, *extra], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", *args, *extra], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=120)
 
     def pipeline(self) -> Any:

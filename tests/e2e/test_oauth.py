@@ -44,7 +44,7 @@ class Agency:
     def cli(self, *args: str, name: str = "main", env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         run_env = {**self.env, "DESTINATION__DUCKDB__CREDENTIALS": str(self.tmp / f"{name}.duckdb"), **(env or {})}
         extra = ["--pipelines-dir", str(self.tmp / f"pipelines-{name}")] if args and args[0] == "run" else []
-        return subprocess.Popen([sys.executable, "-m", "pipelines.highlevel_pipeline", *args, *extra], cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", *args, *extra], cwd=ROOT,
                                 env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finish(self, proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:
@@ -224,7 +224,7 @@ def test_expired_grant_says_reauthorise(agency: Agency) -> None:
 
 
 def test_uninstalled_location_leaves_all_runs_and_status_says_so(agency: Agency) -> None:
-    from pipelines.installs import InstallRegistry
+    from highlevel_sync.installs import InstallRegistry
 
     agency.import_company()
     gone = agency.sb.location_ids[1]

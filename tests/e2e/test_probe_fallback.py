@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.data import ms_of
+from highlevel_sync.sandbox.data import ms_of
 from sources.highlevel import settings
 from sources.highlevel.errors import (
     ApiError,

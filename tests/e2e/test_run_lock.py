@@ -16,7 +16,7 @@ import duckdb
 import pytest
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
-from pipelines.runlock import RunInProgress, RunLockTimeout, lock_path, run_lock
+from highlevel_sync.runlock import RunInProgress, RunLockTimeout, lock_path, run_lock
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCES = "contacts,opportunities,custom_fields,users,locations"
@@ -76,7 +76,7 @@ def test_the_lock_is_released_when_the_run_fails(tmp_path: Path) -> None:
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pipelines.runlock import run_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom highlevel_sync.runlock import run_lock\n"
          "with run_lock('hl', sys.argv[1], 60, True):\n    print('held', flush=True)\n    time.sleep(120)\n",
          str(tmp_path)],
         stdout=subprocess.PIPE, text=True, cwd=REPO, env=_env({}))
@@ -132,7 +132,7 @@ class CliRuns:
         err = self.tmp / f"run{self.started}.err"
         with open(self.tmp / f"run{self.started}.out", "wb") as out, open(err, "wb") as errors:
             process = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.highlevel_pipeline", "run", "--resources", RESOURCES,
+                [sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "run", "--resources", RESOURCES,
                  "--pipelines-dir", str(self.pipelines_dir), *args],
                 stdout=out, stderr=errors, cwd=self.tmp, env=self.env)
         return process, err

@@ -34,8 +34,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.sync import SyncRequest, duckdb_destination
-from pipelines.webhook_runs import sync_location
+from highlevel_sync.sync import SyncRequest, duckdb_destination
+from highlevel_sync.webhook_runs import sync_location
 from sources.highlevel.webhooks import InProcessTrigger, WebhookConfig
 from sources.highlevel.webhooks.server import Receiver
 from tests.webhooks.conftest import ThreadServer
@@ -220,7 +220,7 @@ def test_no_secret_outside_the_token_store(highlevel_sandbox_factory: Any, tmp_p
     def cli(label: str, *args: str) -> None:
         child_env = {**os.environ, **env}
         child_env.pop("SOURCES__HIGHLEVEL__PRIVATE_INTEGRATION_TOKEN", None)
-        proc = subprocess.run([sys.executable, "-m", "pipelines.highlevel_pipeline", "--debug", *args], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "--debug", *args], cwd=ROOT,
                               env=child_env, capture_output=True, text=True, timeout=120)
         outputs[f"{label} stdout"], outputs[f"{label} stderr"] = proc.stdout, proc.stderr
         assert proc.returncode == 0, f"{label} exited {proc.returncode}:\n{proc.stderr[-3000:]}"

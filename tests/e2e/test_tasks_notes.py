@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.report import format_summary, summary_json
-from sandbox import tasks_notes
+from highlevel_sync.report import format_summary, summary_json
+from highlevel_sync.sandbox import tasks_notes
 from sources.highlevel.webhooks import Inbox
 from sources.highlevel.webhooks.events import parse_event
 from sources.highlevel.webhooks.processor import Processor

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox import Sandbox, SandboxConfig
+from highlevel_sync.sandbox import Sandbox, SandboxConfig
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox import Sandbox, SandboxConfig
+from highlevel_sync.sandbox import Sandbox, SandboxConfig
 
 VERSION = "2021-07-28"
 RATE_HEADERS = ("X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining", "X-RateLimit-Interval-Milliseconds",

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 
 from .conftest import Api
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 
 from .conftest import Api
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 
 from .conftest import Api
 

@@ -6,8 +6,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from sandbox import Sandbox, SandboxConfig
-from sandbox.world import World
+from highlevel_sync.sandbox import Sandbox, SandboxConfig
+from highlevel_sync.sandbox.world import World
 
 ISO_MS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ID = re.compile(r"[A-Za-z0-9]{20}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 
 from .conftest import Api
 

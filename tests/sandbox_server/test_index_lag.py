@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sandbox import Sandbox
-from sandbox.index import IndexedRecords
+from highlevel_sync.sandbox import Sandbox
+from highlevel_sync.sandbox.index import IndexedRecords
 
 from .conftest import Api
 

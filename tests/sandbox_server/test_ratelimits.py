@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox
 
 from .conftest import RATE_HEADERS, Api
 

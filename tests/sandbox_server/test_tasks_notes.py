@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox import Sandbox
-from sandbox.tokens import READ_SCOPES, TokenInfo
+from highlevel_sync.sandbox import Sandbox
+from highlevel_sync.sandbox.tokens import READ_SCOPES, TokenInfo
 
 from .conftest import RATE_HEADERS, Api
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import duckdb
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from pipelines.analyst.dialect import DUCKDB, POSTGRES
-from pipelines.analyst.wide import WideColumn, column_name, wide_columns
+from highlevel_sync.analyst.dialect import DUCKDB, POSTGRES
+from highlevel_sync.analyst.wide import WideColumn, column_name, wide_columns
 
 NAMING = NamingConvention()
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.airflow_dag import plan
-from pipelines.shards import Shard, shard_of, split
+from highlevel_sync.airflow_dag import plan
+from highlevel_sync.shards import Shard, shard_of, split
 from sources.highlevel.errors import ConfigError
 
 IDS = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789", min_size=1, max_size=20),
@@ -30,7 +30,7 @@ def test_every_location_in_exactly_one_non_empty_shard(locations: list[str], cou
 
 def test_the_hash_is_the_same_in_another_process() -> None:
     ids = [f"loc{i}" for i in range(40)]
-    code = "import sys; from pipelines.shards import shard_of; print([shard_of(f'loc{i}', 7) for i in range(40)])"
+    code = "import sys; from highlevel_sync.shards import shard_of; print([shard_of(f'loc{i}', 7) for i in range(40)])"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "123", "PATH": ""})
     assert other.stdout.strip() == str([shard_of(i, 7) for i in ids])

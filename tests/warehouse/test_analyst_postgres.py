@@ -13,7 +13,7 @@ import dlt
 import duckdb
 import psycopg2
 
-from pipelines.sync import SyncRequest, duckdb_destination, run_sync
+from highlevel_sync.sync import SyncRequest, duckdb_destination, run_sync
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.config import validate
 from tests.analyst_expect import assert_wide_views_match

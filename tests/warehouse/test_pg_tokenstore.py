@@ -18,7 +18,7 @@ from uuid import uuid4
 import psycopg2
 import pytest
 
-from pipelines.shards import split
+from highlevel_sync.shards import split
 from sources.highlevel.auth import COMPANY_KEY, TokenManager
 from sources.highlevel.errors import AuthError, ConfigError
 from sources.highlevel.oauth import OAuthApp
@@ -114,8 +114,8 @@ class Agency:
         self.env.pop("SOURCES__HIGHLEVEL__PRIVATE_INTEGRATION_TOKEN", None)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pipelines.highlevel_pipeline", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", *args], cwd=ROOT,
+                              env=self.env, capture_output=True, text=True, timeout=120)
 
     def import_company(self) -> None:
         done = self.cli("auth", "import", "--refresh-token", self.sb.grant("Company"), "--user-type", "Company",
@@ -124,7 +124,7 @@ class Agency:
 
     def shard_task(self, shard: Any, dataset: str) -> subprocess.Popen[str]:
         """What one mapped Airflow task runs, as its own process."""
-        code = ("import json, sys; from pipelines.shards import Shard, sync_shard; "
+        code = ("import json, sys; from highlevel_sync.shards import Shard, sync_shard; "
                 "print(json.dumps(sync_shard(Shard.from_dict(json.loads(sys.argv[1])), sys.argv[2].split(','), "
                 "dataset_name=sys.argv[3], destination='postgres', pipelines_dir=sys.argv[4])))")
         return subprocess.Popen([sys.executable, "-c", code, json.dumps(shard.to_dict()), ",".join(RESOURCES),

@@ -8,7 +8,7 @@ from typing import Any
 import dlt
 import psycopg2
 
-from pipelines.sync import SyncRequest, run_sync
+from highlevel_sync.sync import SyncRequest, run_sync
 from sources.highlevel.auth import StaticAuthProvider
 from sources.highlevel.config import validate
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.auth_cli import save_grant
-from pipelines.installs import InstallRegistry
-from pipelines.webhook_runs import can_reach
+from highlevel_sync.auth_cli import save_grant
+from highlevel_sync.installs import InstallRegistry
+from highlevel_sync.webhook_runs import can_reach
 from sources.highlevel.config import validate
 from sources.highlevel.oauth import OAuthApp
 from sources.highlevel.tokenstore import FileTokenStore

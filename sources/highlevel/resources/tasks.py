@@ -3,7 +3,7 @@
 Why this shape:
 - The search takes filters (contacts, assignee, completed, text) and `skip`/`limit`, but nothing
   about time: no change filter, no sort. So every run re-reads all of a location's tasks
-  (`REREAD_IN_FULL` in pipelines/fetch.py: an unchanged listing is not loaded again).
+  (`REREAD_IN_FULL` in highlevel_sync/fetch.py: an unchanged listing is not loaded again).
 - Paging is by offset; a task created mid-read can shift a page and repeat a row, which the
   merge on `id` absorbs. One deleted mid-read can hide another for this run; the next run sees it.
 - Because the listing is complete, a task loaded earlier that it no longer shows was deleted

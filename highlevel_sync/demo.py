@@ -20,7 +20,7 @@ from .sync import SyncRequest, duckdb_destination, run_sync
 
 def run_demo(path: str, contacts: int, live: bool | None = None) -> int:
     """Three runs over one sandbox, each with the progress display (`live`: see SyncProgress)."""
-    from sandbox import Sandbox, SandboxConfig
+    from highlevel_sync.sandbox import Sandbox, SandboxConfig
 
     db_path = Path(path).resolve()
     for stale in (db_path, db_path.with_suffix(db_path.suffix + ".wal")):
