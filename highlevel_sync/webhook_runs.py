@@ -18,7 +18,7 @@ from sources.highlevel.errors import HighLevelError
 
 from .credentials import resolve_credentials
 from .installs import InstallRegistry
-from .sync import SyncRequest, run_sync
+from .sync import SyncRequest, open_inbox, run_sync
 
 logger = logging.getLogger("highlevel.webhook_runs")
 
@@ -33,6 +33,8 @@ def sync_location(location_id: str, resources: set[str], request: SyncRequest | 
     config = load_config()
     # notes are opt-in: NoteCreate/Update/Delete only lead to a notes read when `sync_notes` is on
     chosen = sorted(r for r in resources if r != "notes" or config.sync_notes)
+    if "notes" in resources and not config.sync_notes:
+        _forget_note_changes(location_id, base)
     if not chosen:
         logger.info("location %s: only notes changed and sync_notes is off; nothing to run", location_id)
         return None
@@ -42,6 +44,21 @@ def sync_location(location_id: str, resources: set[str], request: SyncRequest | 
         raise SyncFailed(f"triggered run for location {location_id} failed: {result.locations[0].error}")
     logger.info("triggered run for location %s (%s) done in %.1f s", location_id, ", ".join(chosen), result.seconds)
     return result
+
+
+def _forget_note_changes(location_id: str, request: SyncRequest) -> None:
+    """Notes are off, so the contacts note webhooks named are owed nothing: they leave the inbox
+    instead of staying pending forever (pending rows are never pruned). Nothing is lost if notes
+    are turned on later: the first notes read covers every loaded contact."""
+    inbox = open_inbox(request)
+    if inbox is None:
+        return
+    try:
+        dropped = inbox.mark_changes_applied(inbox.pending_changes(location_id, "notes"))
+    finally:
+        inbox.close()
+    if dropped:
+        logger.info("location %s: %d note change(s) dropped, sync_notes is off", location_id, dropped)
 
 
 def can_reach(location_id: str, config: SourceConfig | None = None) -> bool:
