@@ -141,7 +141,7 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
     client_kwargs = {"max_attempts": plan.config.max_attempts, "timeout_s": plan.config.timeout_s,
                      **(client_options or {})}
     with HighLevelClient(plan.config.base_url, plan.credentials.auth, **client_kwargs) as client:
-        book = _Book(plan, pipeline, client, _inbox(request), progress)
+        book = _Book(plan, pipeline, client, open_inbox(request), progress)
         locations = _locations(plan, client)
         book.planned(locations)
         fetcher = Fetcher(plan.resources, book.start, _converter(plan, pipeline), MemoryBudget(),
@@ -208,7 +208,8 @@ class _Book:
                             if loc not in started)
 
 
-def _inbox(request: SyncRequest) -> Any:
+def open_inbox(request: SyncRequest) -> Any:
+    """The webhook inbox this run's settings name; None when no receiver ever created it."""
     return deletions.open_inbox(request.inbox_path or dlt.config.get("sources.highlevel.webhook_inbox_path")
                                 or DEFAULT_INBOX)
 
@@ -379,10 +380,10 @@ def _loader_format(pipeline: Any) -> str | None:
 
 # DuckDB loads with one thread and one job at a time: on a 100k-contact load, parallel jobs and
 # threads raised peak memory from ~440 MB to ~560 MB and were not faster (the run is bound by
-# Python, not by DuckDB). A memory limit makes a big merge spill to disk instead of growing the
-# process (100k contacts: peak RSS 486 -> 438 MB, same load time; 256 MB saved nothing). DuckDB
-# spills what does not fit to its temp directory. Applies to the loader's connections only.
-DUCKDB_LOADER_SETTINGS: dict[str, Any] = {"threads": 1, "memory_limit": "160MB", "preserve_insertion_order": False}
+# Python, not by DuckDB). A memory limit makes a big merge spill to its temp directory instead of
+# growing the process. 100k contacts (bench/contacts_throughput.py --compare-memory-limit 160MB):
+# peak RSS 435 MB at 160MB, 361 MB at 64MB, for 6 % more time. Applies to the loader's connections.
+DUCKDB_LOADER_SETTINGS: dict[str, Any] = {"threads": 1, "memory_limit": "64MB", "preserve_insertion_order": False}
 
 
 def duckdb_destination(path: str | Path | None) -> Destination[Any, Any]:
