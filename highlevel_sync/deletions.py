@@ -9,6 +9,7 @@ and reads by id are idempotent) instead of losing them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ def open_inbox(path: str | None) -> Any:
     return Inbox(path)
 
 
-def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, resources: list[str]) -> None:
+def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, resources: list[str],
+            loaded_tasks: set[str] | None = None) -> None:
     """Load pending deletions (and, for a sweep, the ids already loaded) into the context.
 
     Only for the resources this run syncs: the others' tombstones stay pending until a run applies them.
+    `loaded_tasks`: the location's loaded task ids, read for all locations at once (`loaded_ids_by_location`).
     """
     if inbox is not None:
         for deletion in inbox.pending_deletions(ctx.location_id):
@@ -55,7 +58,7 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
         ctx.changed_contacts = loaded_contacts(pipeline, ctx.location_id, notes_covered(ctx))
         ctx.known_notes = loaded_notes(pipeline, ctx.location_id)
     if "tasks" in resources:  # read in full every run: every run sweeps
-        ctx.known_ids["tasks"] = loaded_ids(pipeline, "tasks", ctx.location_id)
+        ctx.known_ids["tasks"] = loaded_tasks or set()
     if reconcile:
         for resource in (r for r in SWEPT_RESOURCES if r in resources):
             ctx.known_ids[resource] = loaded_ids(pipeline, resource, ctx.location_id)
@@ -81,6 +84,25 @@ def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
     except Exception:  # the table does not exist yet: nothing to reconcile against
         return set()
     return {str(row[0]) for row in rows}
+
+
+def loaded_ids_by_location(pipeline: Any, table: str, locations: Collection[str]) -> dict[str, set[str]]:
+    """The loaded ids of `table` for each of `locations`, in one query.
+
+    Every run sweeps tasks, for every location: a query (a destination connection, ~0.1-0.2 s on
+    DuckDB) per location would cost an agency of 200 no-change locations more than its requests.
+    """
+    wanted = set(locations)
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(f"select location_id, id from {client.make_qualified_table_name(table)}")
+    except Exception:  # the table does not exist yet: nothing loaded
+        return {}
+    loaded: dict[str, set[str]] = {}
+    for location_id, record_id in rows or ():
+        if location_id in wanted:
+            loaded.setdefault(location_id, set()).add(str(record_id))
+    return loaded
 
 
 def notes_covered(ctx: LocationContext) -> datetime | None:

@@ -171,8 +171,11 @@ class _Book:
         self.runs: list[LocationRun] = []
         self.results: list[LocationResult] = []
         self.table_rows: dict[str, int] = {}
+        self.loaded_tasks: dict[str, set[str]] = {}
 
     def planned(self, locations: list[str]) -> None:
+        if "tasks" in self.plan.resources:  # every run sweeps tasks: their loaded ids, in one query
+            self.loaded_tasks = deletions.loaded_ids_by_location(self.pipeline, "tasks", locations)
         if self.progress is not None:
             self.progress.locations_planned(len(locations))
 
@@ -181,7 +184,8 @@ class _Book:
         plan = self.plan
         ctx = location_context(self.client, location_id, plan.credentials.company_id, plan.options)
         ctx.states = {name: self.parts[name].pop(location_id, {}) for name in plan.resources}
-        deletions.prepare(ctx, self.inbox, self.pipeline, plan.options.reconcile, plan.resources)
+        deletions.prepare(ctx, self.inbox, self.pipeline, plan.options.reconcile, plan.resources,
+                          self.loaded_tasks.pop(location_id, set()))
         run = LocationRun(ctx, LocationResult(location_id))
         self.runs.append(run)
         self.client.governor(location_id)  # its stats exist from now on, for the progress display
