@@ -21,6 +21,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.types import ASGIApp
 
 from sources.highlevel.webhooks import Receiver, WebhookConfig
+from sources.highlevel.webhooks.inbox import Inbox
 from sources.highlevel.webhooks.signing import SigningKeys, SignScheme, generate_test_keys
 
 with warnings.catch_warnings():  # starlette 1.x nags about httpx vs httpx2 at import time
@@ -31,7 +32,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = Path("/work/shared/highlevel-api/webhook-examples")
 WEBHOOK_PATH = "/webhooks/highlevel"
 
-__all__ = ["EXAMPLES", "ROOT", "TestClient"]
+__all__ = ["EXAMPLES", "ROOT", "TestClient", "example"]
+
+
+def example(name: str, **extra: Any) -> dict[str, Any]:
+    """One of HighLevel's documented webhook payloads, with fields replaced or added."""
+    payload: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
+    return {**payload, **extra}
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    box = Inbox(tmp_path / "inbox.sqlite")
+    yield box
+    box.close()
 
 
 @pytest.fixture(scope="session")

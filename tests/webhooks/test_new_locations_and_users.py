@@ -3,12 +3,8 @@ users of the (reachable) sub-accounts it lists; appointment events note the ids 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from highlevel_sync.auth_cli import save_grant
 from highlevel_sync.installs import InstallRegistry
@@ -20,19 +16,7 @@ from sources.highlevel.webhooks.events import parse_event
 from sources.highlevel.webhooks.inbox import Inbox
 from sources.highlevel.webhooks.processor import FIRST_SYNC_RESOURCES, Processor
 
-from .conftest import EXAMPLES
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "inbox.sqlite")
-    yield box
-    box.close()
-
-
-def example(name: str, **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return {**payload, **extra}
+from .conftest import example
 
 
 def dirty(inbox: Inbox) -> set[tuple[str, str]]:

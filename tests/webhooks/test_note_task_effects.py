@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,21 +10,11 @@ from sources.highlevel.webhooks.events import parse_event
 from sources.highlevel.webhooks.inbox import Inbox
 from sources.highlevel.webhooks.processor import FIRST_SYNC_RESOURCES, Processor
 
-from .conftest import EXAMPLES
+from .conftest import example
 
 LOCATION = "ve9EPM428h8vShlRW1KT"
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "inbox.sqlite")
-    yield box
-    box.close()
-
-
-def example(name: str, **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return {**payload, **extra}
 
 
 def test_note_and_task_events(inbox: Inbox) -> None:

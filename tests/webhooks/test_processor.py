@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sources.highlevel.webhooks.events import parse_event
 from sources.highlevel.webhooks.inbox import Inbox
 from sources.highlevel.webhooks.processor import Processor
 
-from .conftest import EXAMPLES
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    box = Inbox(tmp_path / "inbox.sqlite")
-    yield box
-    box.close()
+from .conftest import example
 
 
 def accept(inbox: Inbox, payload: dict[str, Any]) -> None:
     assert inbox.accept(parse_event(payload))
 
-
-def example(name: str, **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
-    return {**payload, **extra}
 
 
 def dirty(inbox: Inbox) -> set[tuple[str, str]]:
