@@ -29,7 +29,8 @@ with warnings.catch_warnings():  # starlette 1.x nags about httpx vs httpx2 at i
     from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = Path("/work/shared/highlevel-api/webhook-examples")
+# HighLevel's documented webhook payloads (copied from the team's API notes, so CI needs nothing else)
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 WEBHOOK_PATH = "/webhooks/highlevel"
 
 __all__ = ["EXAMPLES", "ROOT", "TestClient", "example"]
