@@ -252,17 +252,7 @@ class Inbox:
 
     def mark_deletions_applied(self, keys: Iterable[tuple[str, str, str]], at: datetime | None = None) -> int:
         """Mark (resource, id, location_id) tombstones as applied to the warehouse."""
-        stamp = utc_iso(at)
-        params = [(stamp, *key) for key in keys]
-        if not params:
-            return 0
-        with self._write() as conn:
-            cursor = conn.executemany(
-                "UPDATE deletions SET applied_at = ? WHERE resource = ? AND id = ? AND location_id = ?"
-                " AND applied_at IS NULL",
-                params,
-            )
-        return cursor.rowcount
+        return self._mark_applied("deletions", "", [tuple(key) for key in keys], at)
 
     # -- changes to read by id ---------------------------------------------------------------------
 
@@ -287,15 +277,20 @@ class Inbox:
 
     def mark_changes_applied(self, changes: Iterable[Change], at: datetime | None = None) -> int:
         """Mark these changes applied; one noted again since (a newer `changed_at`) stays pending."""
-        stamp = utc_iso(at)
-        params = [(stamp, c.resource, c.id, c.location_id, c.changed_at) for c in changes]
-        if not params:
+        return self._mark_applied("changes", " AND changed_at = ?",
+                                  [(c.resource, c.id, c.location_id, c.changed_at) for c in changes], at)
+
+    def _mark_applied(self, table: str, also: str, keys: list[tuple[Any, ...]], at: datetime | None) -> int:
+        """Set `applied_at` on the still pending rows of `table` with these (resource, id, location_id,
+        ...) keys; `also` matches the key's further columns."""
+        if not keys:
             return 0
+        stamp = utc_iso(at)
         with self._write() as conn:
             cursor = conn.executemany(
-                "UPDATE changes SET applied_at = ? WHERE resource = ? AND id = ? AND location_id = ?"
-                " AND changed_at = ? AND applied_at IS NULL",
-                params,
+                f"UPDATE {table} SET applied_at = ? WHERE resource = ? AND id = ? AND location_id = ?{also}"
+                " AND applied_at IS NULL",
+                [(stamp, *key) for key in keys],
             )
         return cursor.rowcount
 
