@@ -41,6 +41,10 @@ class SandboxConfig:
     client_secret: str = "sandbox-client-secret"
     # which update-time field POST /opportunities/search honours (None: filters are refused)
     opportunity_update_field: str | None = "date_updated"
+    # GET /calendars/events: the docs name no longest window and no cap on one answer (CONTRACT §9).
+    # A number of days refuses longer windows with 422; a number of events silently cuts an answer.
+    max_event_window_days: int | None = None
+    max_events_per_answer: int | None = None
 
     def per_location(self, values: tuple[int, ...] | None, divisor: int) -> tuple[int, ...]:
         if values is not None:

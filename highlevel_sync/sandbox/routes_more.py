@@ -234,10 +234,14 @@ def events(world: World, call: Call) -> dict[str, Any]:
         lo, hi = int(q["startTime"]), int(q["endTime"])
     except ValueError:
         raise unprocessable("startTime and endTime must be epoch milliseconds") from None
+    longest = world.config.max_event_window_days
+    if longest is not None and hi - lo > longest * 86_400_000:
+        raise unprocessable(f"The time range between startTime and endTime must not exceed {longest} days")
     with world.lock:
         rows = [e for e in loc.extra["events"].values()
                 if (not q.get("calendarId") or e["calendarId"] == q["calendarId"]) and lo <= ms_of(e["startTime"]) < hi]
-    return {"events": sorted(rows, key=lambda e: ms_of(e["startTime"]))}
+    rows.sort(key=lambda e: ms_of(e["startTime"]))
+    return {"events": rows[:world.config.max_events_per_answer]}
 
 
 def appointment(world: World, call: Call) -> dict[str, Any]:

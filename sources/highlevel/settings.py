@@ -42,8 +42,14 @@ TASKS_SEARCH_LIMIT = 100  # the spec gives a default (25), no maximum; 100 is wh
 # Candidate names for the undocumented update-time field of POST /opportunities/search, tried in order.
 OPPORTUNITY_UPDATE_FIELDS = ("date_updated", "updatedAt", "updated_at")
 
-# Appointments: no change filter exists, so windows by appointment time.
+# Appointments: no change filter exists, so windows by appointment time. The longest window the
+# API takes is unconfirmed (CONTRACT §9): one wide window per calendar is tried first (the default
+# rolling window fits in one), and a refusal falls back to narrow windows, remembered a day. The
+# endpoint does not page: a wide answer with APPOINTMENT_SPLIT_AT events or more is read again in
+# narrow windows, in case the API caps an answer silently.
 APPOINTMENT_BACKFILL_WINDOW = timedelta(days=90)
+APPOINTMENT_WIDE_WINDOW = timedelta(days=400)
+APPOINTMENT_SPLIT_AT = 100
 APPOINTMENT_LOOKBACK = timedelta(days=30)
 APPOINTMENT_LOOKAHEAD = timedelta(days=365)
 APPOINTMENT_DEFAULT_HISTORY = timedelta(days=3 * 365)  # first-run backfill when start_date is unset

@@ -89,9 +89,10 @@ def test_reconcile_lands_old_corrections_and_deletes_vanished_appointments(h: Ha
     assert deletions(h) == sorted(
         [(vanished["id"], "appointments", "sweep"), (recent["id"], "appointments", "sweep")])
     assert h.query("select epoch_ms(start_time) from highlevel.appointments where id = ?", moved["id"]) == [(far,)]
-    # cost: every window of the horizon per calendar, plus one read by id per unlisted appointment
+    # cost: every (wide, the sandbox takes them) window of the horizon per calendar, plus one read by
+    # id per unlisted appointment
     horizon = settings.APPOINTMENT_DEFAULT_HISTORY + settings.APPOINTMENT_LOOKAHEAD
-    windows = -(-horizon // settings.APPOINTMENT_BACKFILL_WINDOW)
+    windows = -(-horizon // settings.APPOINTMENT_WIDE_WINDOW)
     calendars = len(h.sb.truth(h.big, "calendars"))
     assert len([r for r in h.sb.requests("/calendars/events") if r["path"] == "/calendars/events"]) == (
         windows * calendars)

@@ -30,11 +30,12 @@ from urllib.parse import quote
 import dlt
 
 from .. import settings
-from ..errors import ApiError
-from ..normalize import convert_timestamps, to_iso_z
+from ..errors import ApiError, RateLimited
+from ..normalize import convert_timestamps, to_iso_z, to_utc
 from .columns import json_column, location_key, text, ts
 from .context import LocationContext, SyncOptions
 from .deletions import hard_delete_rows
+from .probe import PROBE_TTL
 
 logger = logging.getLogger(__name__)
 
@@ -103,20 +104,13 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     deleted = ctx.deleted_ids("appointments")
     listed: set[str] = set()
     calendar_ids: set[str] = set()
+    wide_refusals: dict[str, Any] = state.setdefault("wide_refused", {})
     for calendar in ctx.calendars(calendar_list):
         calendar_id = calendar.get("id")
         if not calendar_id:
             continue
         calendar_ids.add(str(calendar_id))
-        for lower, upper in windows(start, end, settings.APPOINTMENT_BACKFILL_WINDOW):
-            body = ctx.client.get(
-                settings.CALENDAR_EVENTS, version=settings.VERSION_2021_04_15, location_id=ctx.location_id,
-                params={"locationId": ctx.location_id, "calendarId": calendar_id,
-                        "startTime": str(int(lower.timestamp() * 1000)), "endTime": str(int(upper.timestamp() * 1000))},
-            )
-            events = body.get("events")
-            if not isinstance(events, list):
-                raise ApiError(f"location {ctx.location_id}: calendar events response has no 'events' list")
+        for events in _calendar_events(ctx, str(calendar_id), start, end, wide_refusals, now):
             listed.update(str(event.get("id")) for event in events)
             rows = [_row(ctx, event) for event in events if event.get("id") not in deleted]
             report.rows += len(rows)
@@ -138,6 +132,70 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     if options.end_date is None:
         backfilled[ctx.location_id] = to_iso_z(now)
         state.setdefault("last_success", {})[ctx.location_id] = to_iso_z(now)
+
+
+class _NoEventList(ApiError):
+    """A 200 without an `events` list."""
+
+
+def _events(ctx: LocationContext, calendar_id: str, lower: datetime, upper: datetime) -> list[dict[str, Any]]:
+    body = ctx.client.get(
+        settings.CALENDAR_EVENTS, version=settings.VERSION_2021_04_15, location_id=ctx.location_id,
+        params={"locationId": ctx.location_id, "calendarId": calendar_id,
+                "startTime": str(int(lower.timestamp() * 1000)), "endTime": str(int(upper.timestamp() * 1000))},
+    )
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise _NoEventList(f"location {ctx.location_id}: calendar events response has no 'events' list")
+    return events
+
+
+def _calendar_events(ctx: LocationContext, calendar_id: str, start: datetime, end: datetime,
+                     refusals: dict[str, Any], now: datetime) -> Iterator[list[dict[str, Any]]]:
+    """One calendar's events of [start, end), one list per request.
+
+    Wide windows first (the default rolling window is one request); if the API refuses one, narrow
+    windows for the rest, and for a day (`refusals`, in the resource state). A wide answer long
+    enough to have been cut short by a cap the API may apply is read again in narrow windows.
+    """
+    narrow = settings.APPOINTMENT_BACKFILL_WINDOW
+    if _refused_lately(refusals.get(ctx.location_id), now):
+        for lower, upper in windows(start, end, narrow):
+            yield _events(ctx, calendar_id, lower, upper)
+        return
+    for lower, upper in windows(start, end, settings.APPOINTMENT_WIDE_WINDOW):
+        if upper - lower <= narrow:
+            yield _events(ctx, calendar_id, lower, upper)
+            continue
+        try:
+            events = _events(ctx, calendar_id, lower, upper)
+        except ApiError as exc:
+            if not isinstance(exc, _NoEventList) and (isinstance(exc, RateLimited) or exc.status is None
+                                                      or exc.status in (401, 429) or exc.status >= 500):
+                raise  # not the window's answer: fails the resource as anywhere
+            reason = "a 200 without an events list" if isinstance(exc, _NoEventList) else f"HTTP {exc.status}"
+            refusals[ctx.location_id] = {"reason": reason, "at": to_iso_z(now)}
+            ctx.report("appointments").warnings.append(
+                f"calendar events: a {(upper - lower).days}-day window was refused ({reason}); reading "
+                f"{narrow.days}-day windows for a day")
+            yield from _calendar_events(ctx, calendar_id, lower, end, refusals, now)
+            return
+        if len(events) < settings.APPOINTMENT_SPLIT_AT:
+            yield events
+        else:
+            for first, last in windows(lower, upper, narrow):
+                yield _events(ctx, calendar_id, first, last)
+
+
+def _refused_lately(entry: Any, now: datetime) -> bool:
+    """Whether a refusal of wide windows is remembered and younger than a day (then probe again)."""
+    if not isinstance(entry, dict):
+        return False
+    try:
+        at = to_utc(entry.get("at"))
+    except ValueError:
+        return False
+    return at is not None and now - at < PROBE_TTL
 
 
 def _row(ctx: LocationContext, event: dict[str, Any]) -> dict[str, Any]:
