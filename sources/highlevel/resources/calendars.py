@@ -3,7 +3,7 @@
 There is no location-wide appointments endpoint and no change filter: `GET /calendars/events`
 needs a calendar and a time window (by appointment start, epoch ms). So:
 - the first run backfills from `start_date` (default three years back) to `appointments_days_ahead`
-  ahead in bounded windows, per calendar;
+  ahead in bounded windows, per calendar (how wide: `_calendar_events`);
 - later runs re-read a rolling window (`appointments_days_back` / `appointments_days_ahead`,
   default 30 / 365) per calendar, merged on `id`: reschedules and cancellations inside it are
   picked up; cancelled appointments keep their status;
