@@ -274,9 +274,12 @@ def _converter(plan: Plan, pipeline: Any) -> Convert:
     """
     if not plan.config.columnar:
         return lambda resource, item: (item,)
-    # rows are converted before the extract has a load id: dlt adds it to Arrow tables at extract
-    dlt.config[LOAD_ID_CONFIG] = True
-    known = KnownSchema(pipeline.default_schema if pipeline.default_schema_name else None)
+    # rows are converted before the extract has a load id: the replay stamps root tables' at extract
+    # (dlt's own switch would give nested tables a `_dlt_load_id` they have not on the JSON path)
+    dlt.config[LOAD_ID_CONFIG] = False
+    strategies = pipeline.destination.capabilities().supported_merge_strategies if pipeline.destination else []
+    known = KnownSchema(pipeline.default_schema if pipeline.default_schema_name else None,
+                        default_merge_strategy=strategies[0] if strategies else None)
     hints = {name: RESOURCES[name](None)._hints for name in COLUMNAR_RESOURCES if name in plan.resources}
 
     def convert(resource: str, item: Any) -> Iterable[Any]:

@@ -21,6 +21,7 @@ from dlt.extract.resource import DltResource
 
 from . import settings
 from .client import HighLevelClient
+from .columnar import stamp_load_id
 from .errors import ConfigError
 from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
@@ -150,7 +151,8 @@ class _Merger:
         self._pending.setdefault(key, (meta, []))[1].append(data)
         self._rows[key] = self._rows.get(key, 0) + (len(data) if kind == "list" else data.num_rows)
         if self._rows[key] >= MERGED_ROWS[kind]:
-            yield self._merged(key)
+            # everything pending, in arrival order: a nested table's rows never precede its parent's
+            yield from self.flush()
 
     def flush(self) -> Iterator[Any]:
         for key in list(self._pending):
@@ -160,7 +162,9 @@ class _Merger:
         meta, pieces = self._pending.pop(key)
         del self._rows[key]
         if key[0] == "arrow":
-            data: Any = pa.concat_tables(pieces, promote_options="default")
+            # rows converted ahead of this extract get its load id now
+            load_id = dlt.current.load_package_state()["load_id"]
+            data: Any = stamp_load_id(pa.concat_tables(pieces, promote_options="default"), load_id)
         else:
             data = [row for piece in pieces for row in piece]
         return data if meta is None else DataItemWithMeta(meta, data)

@@ -3,17 +3,19 @@ tables, columns, types, keys and merge semantics that normalizer would have prod
 
 dlt writes Arrow items to parquet at extract and loads them nearly untouched, so what its
 relational normalizer does per row is redone here per column: keys through the schema's naming
-convention, nested dicts flattened with `__` up to the nesting limit, dicts and lists of json
-columns kept as JSON text, ISO strings detected as timestamps, values coerced to a known column
-type with dlt's own coercions, `_dlt_id` and `_dlt_load_id` added. Column order follows the
-normalizer too (hints first, then first non-null appearance), so a new table looks the same.
+convention, nested dicts flattened with `__` up to the nesting limit, lists turned into nested
+tables (`_dlt_parent_id`, `_dlt_list_idx`, the root's `_dlt_id` as `_dlt_root_id` for merge
+tables, row ids hashed from the parent's as dlt does), dicts and lists of json columns kept as
+JSON text, ISO strings detected as timestamps, values coerced to a known column type with dlt's
+own coercions, `_dlt_id` and `_dlt_load_id` added. Column order follows the normalizer too (hints
+first, then first non-null appearance), so a new table looks the same.
 
-Nested child tables cannot be written this way: dlt 1.31 takes them only from its normalizer (a
-table yielded at extract with a `parent` has no `resource` and breaks the extract metrics;
-`nested_hints` on an Arrow item copy the root's columns into the child). An item that would create
-child rows, or whose hints declare `nested_hints`, is returned unchanged and takes the JSON path;
-so is anything else this module cannot reproduce exactly (variant columns, other types, hashed
-row ids of upsert/scd2).
+Nested tables reach dlt as Arrow items of their own, yielded after their parent's, with the
+nested table's hints (`parent_table_name`). dlt 1.31 loads them as it loads its own nested tables
+(the merge replaces a record's child rows through `_dlt_root_id`), but its extract metrics need a
+small fix for them: see `dltcompat.py`. Anything this module cannot reproduce exactly (variant
+columns, lists of lists, other types, hashed row ids of upsert/scd2) is returned unchanged and
+takes the JSON path.
 """
 
 from __future__ import annotations
@@ -28,20 +30,24 @@ import dlt
 import pyarrow as pa
 from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
 from dlt.common.json import json
+from dlt.common.normalizers.json.helpers import get_nested_row_hash
 from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.normalizers.naming.snake_case import NamingConvention as SnakeCase
 from dlt.common.normalizers.utils import generate_dlt_ids
 from dlt.common.schema import Schema
-from dlt.common.schema.utils import autodetect_sc_type, standard_type_detections
+from dlt.common.schema.utils import autodetect_sc_type, get_nested_tables, standard_type_detections
 from dlt.extract.hints import HintsMeta
 from dlt.extract.items import DataItemWithMeta
 
+from . import dltcompat
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOAD_ID_CONFIG", "KnownSchema", "NotColumnar", "to_arrow_items"]
+__all__ = ["LOAD_ID_CONFIG", "KnownSchema", "NotColumnar", "stamp_load_id", "to_arrow_items"]
 
-# dlt then fills the `_dlt_load_id` column at extract, when the load id exists (it does not yet
-# when rows are read ahead of the extract): set it true whenever items are converted without one
+# dlt's switch to fill `_dlt_load_id` of every Arrow item at extract. The sync leaves it off: it
+# would add the column to nested tables too, which have none on the JSON path; `stamp_load_id`
+# fills root tables' instead
 LOAD_ID_CONFIG = "normalize.parquet_normalizer.add_dlt_load_id"
 # the source's max_table_nesting (sources/highlevel/__init__.py), for a dataset without a schema yet
 DEFAULT_MAX_NESTING = 2
@@ -52,6 +58,14 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 PY_TYPES: dict[str, type] = {"text": str, "bigint": int, "double": float, "bool": bool, "timestamp": datetime}
 # the schema's default `not_null` hint (relational normalizer)
 NOT_NULL = frozenset({"_dlt_id", "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_load_id"})
+# the hints dlt's schema gives its own columns (the normalizer infers them; Arrow items must say so)
+ROW_ID_HINT = {"data_type": "text", "nullable": False, "unique": True, "row_key": True}
+NESTED_KEY_HINTS: dict[str, dict[str, Any]] = {
+    "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
+    "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
+    "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
+    "_dlt_id": ROW_ID_HINT,
+}
 # row ids of these merge strategies are key or row hashes, not random: left to the normalizer
 HASHED_ROW_IDS = frozenset({"upsert", "insert-only", "cdc", "scd2"})
 # the name of a column two different keys of one table normalize to
@@ -71,8 +85,11 @@ class KnownSchema:
     thread that owns the pipeline (it clones `schema`), then share it: it is thread-safe.
     """
 
-    def __init__(self, schema: Schema | None = None, max_nesting: int = DEFAULT_MAX_NESTING) -> None:
+    def __init__(self, schema: Schema | None = None, max_nesting: int = DEFAULT_MAX_NESTING,
+                 default_merge_strategy: str | None = "delete-insert") -> None:
         self._schema = schema.clone() if schema is not None else None
+        # the destination's first merge strategy, dlt's default for a merge table; None: it cannot merge
+        self.default_merge_strategy = default_merge_strategy
         self.naming: NamingConvention = self._schema.naming if self._schema is not None else SnakeCase()
         self._max_nesting = max_nesting
         self.detections = standard_type_detections()
@@ -89,6 +106,13 @@ class KnownSchema:
 
     def table(self, name: str) -> Mapping[str, Any] | None:
         return self._schema.tables.get(name) if self._schema is not None else None
+
+    def has_root_key(self, root: str) -> bool:
+        """A nested table of `root` has `_dlt_root_id` already (dlt then keeps propagating it)."""
+        if self._schema is None or root not in self._schema.tables:
+            return False
+        return any(c.get("root_key") for t in get_nested_tables(self._schema.tables, root)
+                   for c in t.get("columns", {}).values())
 
     def max_nesting(self, table: Mapping[str, Any] | None) -> int:
         x_normalizer: Mapping[str, Any] = (table or {}).get("x-normalizer") or {}
@@ -152,9 +176,9 @@ def to_arrow_items(
 
     `item` is a list of row dicts for the resource's own table (whose hints, a `make_hints` result
     or the resource's `_hints`, are `resource_hints`) or a `dlt.mark.with_hints` wrapper of one.
-    Returns `[item]` unchanged when it cannot be loaded identically as Arrow. Without `load_id`
-    (rows read before their extract), `LOAD_ID_CONFIG` must be true so dlt fills `_dlt_load_id`;
-    a load without it fails at extract instead of loading rows without a load id.
+    Returns `[item]` unchanged when it cannot be loaded identically as Arrow, else the table's Arrow
+    item followed by one per nested table its rows fill. Without `load_id` (rows read before their
+    extract) the root table's `_dlt_load_id` is null until `stamp_load_id` fills it at extract.
     """
     hints: Mapping[str, Any]
     if isinstance(item, DataItemWithMeta):
@@ -170,16 +194,33 @@ def to_arrow_items(
     try:
         conversion = _Conversion(table, hints, known)
         arrow = conversion.run(rows, load_id)
+        nested = conversion.run_nested()
     except NotColumnar as reason:
         logger.debug("%s: %d rows for %s take the JSON path: %s", resource, len(rows), table, reason)
         return [item]
-    known.choose(conversion.name, conversion.chosen)
+    for done in (conversion, *(child for child, _ in nested)):
+        known.choose(done.name, done.chosen)
     _quiet_json_hint_warning(resource)
     logger.debug("%s: %d rows for %s as Arrow", resource, len(rows), table)
     if variant:
-        return [dlt.mark.with_hints(arrow, _with_columns(hints, conversion.extra_hints), create_table_variant=True)]
-    # the resource's own hints stay; only what Arrow cannot describe is added to them
-    return [dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=conversion.extra_hints))]
+        out = [dlt.mark.with_hints(arrow, _with_columns(hints, conversion.extra_hints), create_table_variant=True)]
+    else:  # the resource's own hints stay; only what Arrow cannot describe is added to them
+        out = [dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=conversion.extra_hints))]
+    if nested:
+        dltcompat.allow_nested_arrow_tables()
+    for child, child_arrow in nested:
+        logger.debug("%s: %d rows for %s as Arrow", resource, child_arrow.num_rows, child.name)
+        # a variant of its own: the resource's hints (keys, disposition) are the root table's
+        out.append(dlt.mark.with_hints(child_arrow, child.nested_hints(), create_table_variant=True))
+    return out
+
+
+def stamp_load_id(table: pa.Table, load_id: str) -> pa.Table:
+    """`table` with its null `_dlt_load_id` (rows converted ahead of their extract) set to `load_id`."""
+    index = table.schema.get_field_index("_dlt_load_id")
+    if index < 0 or table.column(index).null_count == 0:
+        return table
+    return table.set_column(index, table.schema.field(index), pa.array([load_id] * table.num_rows, pa.string()))
 
 
 def _with_columns(hints: Mapping[str, Any], extra: dict[str, dict[str, Any]]) -> Any:
@@ -224,29 +265,111 @@ class _Column:
 
 
 class _Conversion:
-    """One item's rows into one Arrow table, shaped as the relational normalizer would shape them."""
+    """One item's rows into one Arrow table, shaped as the relational normalizer would shape them.
 
-    def __init__(self, table: str, hints: Mapping[str, Any], known: KnownSchema) -> None:
-        if hints.get("nested_hints") or hints.get("validator") or hints.get("schema_contract"):
-            raise NotColumnar("nested hints, a validator or a schema contract: the normalizer applies them")
-        if any(callable(hint) for hint in hints.values()) or not isinstance(hints.get("columns") or {}, Mapping):
-            raise NotColumnar("hints computed from the data")
+    Lists met on the way are kept per nested table; `run_nested` turns them into one conversion and
+    table each, recursively, after the parent's table exists (a child's ids hash its parent's).
+    """
+
+    def __init__(self, table: str, hints: Mapping[str, Any], known: KnownSchema,
+                 parent: _Conversion | None = None) -> None:
         self.known_schema = known
         self.naming = known.naming
-        self.name = self.naming.normalize_tables_path(table)
-        stored = known.table(self.name)
-        if stored is not None and (stored.get("parent") or stored.get("filters")):
-            raise NotColumnar("a nested table or a table with filters")
-        if _strategy(hints, stored) in HASHED_ROW_IDS:
-            raise NotColumnar("a merge strategy with hashed row ids")
-        self.max_nesting = known.max_nesting(stored)
+        self.parent = parent
+        if parent is None:
+            if hints.get("validator") or hints.get("schema_contract"):
+                raise NotColumnar("a validator or a schema contract: the normalizer applies them")
+            if any(callable(hint) for hint in hints.values()) or not isinstance(hints.get("columns") or {}, Mapping):
+                raise NotColumnar("hints computed from the data")
+            self.name = self.naming.normalize_tables_path(table)
+            stored = known.table(self.name)
+            if stored is not None and (stored.get("parent") or stored.get("filters")):
+                raise NotColumnar("a nested table or a table with filters")
+            strategy = _strategy(hints, stored, known)
+            if strategy in HASHED_ROW_IDS:
+                raise NotColumnar("a merge strategy with hashed row ids")
+            self.level = known.max_nesting(stored)
+            self.child_hints = _nested_hint_columns(self.name, hints.get("nested_hints") or {}, self.naming)
+            self.root_key: bool | None = _propagates_root_key(hints, stored, known, self.name, strategy)
+            self.hint_columns = hints.get("columns") or {}
+            self.hinted = _hint_columns(hints, self.naming)
+        else:
+            self.name = table
+            stored = known.table(self.name)
+            if stored is not None and (stored.get("parent") != parent.name or stored.get("filters")):
+                raise NotColumnar(f"{table} exists in the schema, but not as a nested table of {parent.name}")
+            self.level = parent.level - 1
+            self.child_hints, self.root_key = parent.child_hints, parent.root_key
+            self.hint_columns = self.child_hints.get(self.name, {})
+            self.hinted = _hint_columns({"columns": self.hint_columns}, self.naming)
         self.known = known.columns(self.name)
-        self.hinted = _hint_columns(hints, self.naming)
         self.json_names = {n for n, c in {**self.hinted, **self.known}.items() if c.get("data_type") == "json"}
         self.chosen: dict[str, dict[str, Any]] = {}
         self.extra_hints: dict[str, dict[str, Any]] = {}
+        # per nested table (path below this table): (the list, index of the row it came from)
+        self.lists: dict[tuple[str, ...], list[tuple[list[Any], int]]] = {}
+        self.row_ids: list[str] = []
+        self.root_ids: list[str] = []
 
     def run(self, rows: list[Any], load_id: str | None) -> pa.Table:
+        """The root table: `_dlt_load_id` and a random `_dlt_id` per row, as the normalizer adds them."""
+        n = len(rows)
+        self.row_ids = self.root_ids = generate_dlt_ids(n)
+        # without a load id: nulls in a non-null column, which `stamp_load_id` fills at extract
+        return self._table(rows, {"_dlt_load_id": ({"data_type": "text", "nullable": False},
+                                                   pa.array([load_id] * n, pa.string())),
+                                  "_dlt_id": (ROW_ID_HINT, pa.array(self.row_ids, pa.string()))})
+
+    def run_nested(self) -> list[tuple[_Conversion, pa.Table]]:
+        """Every nested table below this one, parents before their children."""
+        if self.lists and self.root_key is None:
+            raise NotColumnar(f"nested rows of {self.name}, whose write disposition is not known here")
+        out: list[tuple[_Conversion, pa.Table]] = []
+        for path, entries in self.lists.items():
+            name = self.naming.shorten_fragments(self.name, *path)
+            child = _Conversion(name, {}, self.known_schema, parent=self)
+            out.append((child, child._run_child(entries)))
+            out.extend(child.run_nested())
+        return out
+
+    def nested_hints(self) -> Any:
+        """A nested table's hints: its parent, the columns its `nested_hints` declare, dlt's keys."""
+        assert self.parent is not None
+        columns = {name: dict(col) for name, col in self.hint_columns.items()}
+        for name, col in self.extra_hints.items():
+            columns[name] = {**columns.get(name, {}), **col}
+        return dlt.mark.make_hints(table_name=self.name, parent_table_name=self.parent.name, columns=columns)
+
+    def _run_child(self, entries: list[tuple[list[Any], int]]) -> pa.Table:
+        parent = self.parent
+        assert parent is not None
+        rows: list[Any] = []
+        parent_ids: list[str] = []
+        root_ids: list[str] = []
+        positions: list[int] = []
+        value = self.naming.normalize_identifier("value")
+        for values, parent_row in entries:
+            parent_id, root_id = parent.row_ids[parent_row], parent.root_ids[parent_row]
+            for position, element in enumerate(values):
+                kind = type(element)
+                if kind is list:
+                    raise NotColumnar(f"{self.name} holds lists of lists")
+                rows.append(element if kind is dict else {value: element})  # a scalar is wrapped
+                parent_ids.append(parent_id)
+                root_ids.append(root_id)
+                positions.append(position)
+        self.root_ids = root_ids
+        self.row_ids = [get_nested_row_hash(p, self.name, i) for p, i in zip(parent_ids, positions, strict=True)]
+        keys: dict[str, tuple[dict[str, Any], pa.Array]] = {}
+        if self.root_key:  # the normalizer's order: the row, the propagated root id, then its own keys
+            keys["_dlt_root_id"] = (NESTED_KEY_HINTS["_dlt_root_id"], pa.array(root_ids, pa.string()))
+        keys["_dlt_parent_id"] = (NESTED_KEY_HINTS["_dlt_parent_id"], pa.array(parent_ids, pa.string()))
+        keys["_dlt_list_idx"] = (NESTED_KEY_HINTS["_dlt_list_idx"], pa.array(positions, pa.int64()))
+        keys["_dlt_id"] = (ROW_ID_HINT, pa.array(self.row_ids, pa.string()))
+        return self._table(rows, keys)
+
+    def _table(self, rows: list[Any], keys: dict[str, tuple[dict[str, Any], pa.Array]]) -> pa.Table:
+        """`rows` as columns, then dlt's `keys` columns (added after the first row's own columns)."""
         n = len(rows)
         columns: dict[str, _Column] = {}
         for name, hint in self.hinted.items():  # hint columns lead, as in the normalizer's schema
@@ -257,21 +380,14 @@ class _Conversion:
                 raise NotColumnar("a row that is not a dict")
             self._add_row(columns, i, n, row)
             if i == 0:  # the normalizer adds these to its first row, after that row's own columns
-                columns.setdefault("_dlt_load_id", _Column("_dlt_load_id", "text", False))
-                columns.setdefault("_dlt_id", _Column("_dlt_id", "text", False))
+                for name, (hint, _) in keys.items():
+                    columns.setdefault(name, _Column(name, hint["data_type"], False))
         fields, arrays = [], []
         for col in columns.values():
-            if col.name == "_dlt_load_id":
-                # without a load id: nulls in a non-null column, which dlt replaces (or refuses)
-                array = pa.array([load_id] * n, pa.string())
-            elif col.name == "_dlt_id":
-                array = pa.array(generate_dlt_ids(n), pa.string())
-            else:
-                array = self._array(col, n)
+            array = keys[col.name][1] if col.name in keys else self._array(col, n)
             fields.append(pa.field(col.name, array.type, nullable=col.nullable))
             arrays.append(array)
-        self.extra_hints = {"_dlt_load_id": {"data_type": "text", "nullable": False},
-                            "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True}}
+        self.extra_hints = {name: dict(hint) for name, (hint, _) in keys.items()}
         for col in columns.values():
             # Arrow says text for a json column: the hint keeps it json, as it is in the schema
             if col.data_type == "json" and self.hinted.get(col.name, {}).get("data_type") != "json":
@@ -291,7 +407,7 @@ class _Conversion:
 
     def _add_row(self, columns: dict[str, _Column], i: int, n: int, row: dict[str, Any]) -> None:
         json_names, known = self.json_names, self.known_schema
-        stack: list[tuple[dict[str, Any], int, tuple[str, ...]]] = [(row, self.max_nesting, ())]
+        stack: list[tuple[dict[str, Any], int, tuple[str, ...]]] = [(row, self.level, ())]
         while stack:  # the normalizer's order: a dict's own keys, then its dicts, the last one first
             current, level, path = stack.pop()
             names = known.name_cache(self.name, path)
@@ -309,8 +425,8 @@ class _Conversion:
                     stack.append((value, level - 1, (*path, fragment)))
                     continue
                 if kind is list and level > 0 and name not in json_names:
-                    if value:
-                        raise NotColumnar(f"{name} would become a nested table")
+                    if value:  # rows of a nested table, made once this table's row ids exist
+                        self.lists.setdefault((*path, fragment), []).append((value, i))
                     continue  # an empty list creates neither rows nor a column
                 col = columns.get(name)
                 if col is None:
@@ -349,14 +465,48 @@ def _hint_columns(hints: Mapping[str, Any], naming: NamingConvention) -> dict[st
     return columns
 
 
-def _strategy(hints: Mapping[str, Any], stored: Mapping[str, Any] | None) -> str | None:
-    """The merge strategy the table will have: the hint's, else the one the schema already holds."""
+def _nested_hint_columns(root: str, nested_hints: Mapping[Any, Any],
+                         naming: NamingConvention) -> dict[str, dict[str, Any]]:
+    """The columns `nested_hints` declare, per nested table name; NotColumnar for any other hint."""
+    out: dict[str, dict[str, Any]] = {}
+    for path, hint in nested_hints.items():
+        fragments = (path,) if isinstance(path, str) else tuple(path)
+        if set(hint) - {"columns", "original_columns"}:
+            raise NotColumnar(f"nested hints for {path} beyond columns")
+        name = naming.shorten_fragments(root, *(naming.normalize_table_identifier(f) for f in fragments))
+        out[name] = dict(hint.get("columns") or {})
+    return out
+
+
+def _propagates_root_key(hints: Mapping[str, Any], stored: Mapping[str, Any] | None, known: KnownSchema,
+                         name: str, strategy: str | None) -> bool | None:
+    """Whether nested rows get `_dlt_root_id`: dlt's rule, a table merged by delete-insert or one whose
+    nested tables have it already. None when the write disposition is the resource's, not known here."""
+    if strategy is not None or known.has_root_key(name):
+        return True
+    return None if _disposition(hints, stored) is None else False
+
+
+def _disposition(hints: Mapping[str, Any], stored: Mapping[str, Any] | None) -> str | None:
+    disposition = hints.get("write_disposition")
+    if isinstance(disposition, Mapping):
+        disposition = disposition.get("disposition")
+    if disposition is None and stored is not None:
+        disposition = stored.get("write_disposition")
+    return str(disposition) if disposition is not None else None
+
+
+def _strategy(hints: Mapping[str, Any], stored: Mapping[str, Any] | None, known: KnownSchema) -> str | None:
+    """The merge strategy the table will have (the hint's, the schema's, else the destination's
+    default), or None when it is not merged."""
+    if _disposition(hints, stored) != "merge":
+        return None
     disposition = hints.get("write_disposition")
     if isinstance(disposition, Mapping) and disposition.get("strategy"):
-        return str(disposition["strategy"]) if disposition.get("disposition") == "merge" else None
-    if stored is not None and stored.get("write_disposition") == "merge":
-        return stored.get("x-merge-strategy")
-    return None
+        return str(disposition["strategy"])
+    if stored is not None and stored.get("x-merge-strategy"):
+        return str(stored["x-merge-strategy"])
+    return known.default_merge_strategy
 
 
 class _ArrowHintWarning(logging.Filter):

@@ -33,9 +33,9 @@ from tests.warehouse.conftest import postgres_dsn  # noqa: F401  (the fixture, f
 from .conftest import Harness
 
 COLUMNAR_RESOURCES = ["contacts", "opportunities", "conversations", "messages"]
-# what must take the Arrow path (contacts and contacts__tags stay on the JSON path: nested rows)
-ARROW_TABLES = {"contact_custom_field_values", "opportunities", "opportunity_custom_field_values", "conversations",
-                "messages"}
+# what must take the Arrow path: every table of these resources, nested ones (contacts__tags) too
+ARROW_TABLES = {"contacts", "contacts__tags", "contact_custom_field_values", "opportunities",
+                "opportunity_custom_field_values", "conversations", "messages"}
 DLT_KEYS = ("_dlt_load_id", "_dlt_id", "_dlt_parent_id", "_dlt_root_id")
 # wall-clock values that differ between any two runs, whatever the path
 CLOCK_COLUMNS = {("deletions", "deleted_at")}

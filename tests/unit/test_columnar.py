@@ -13,15 +13,17 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pytest
+from dlt.common.configuration.container import Container
 from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
 from dlt.common.json import json
 from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.schema import Schema
+from dlt.common.schema.utils import new_table
 from dlt.extract.items import DataItemWithMeta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sources.highlevel.columnar import KnownSchema, to_arrow_items
+from sources.highlevel.columnar import KnownSchema, stamp_load_id, to_arrow_items
 from sources.highlevel.normalize import custom_value_row, custom_value_tombstone
 from sources.highlevel.resources.contacts import contact_hints, custom_values_hints
 from sources.highlevel.resources.opportunities import OPPORTUNITY_COLUMNS
@@ -30,6 +32,7 @@ PLAIN = dlt.mark.make_hints(write_disposition="merge", primary_key="id",
                             columns={"id": {"data_type": "text", "nullable": False},
                                      "meta": {"data_type": "json"},
                                      "date_updated": {"data_type": "timestamp", "timezone": True}})
+PLAIN_MERGE = dlt.mark.make_hints(write_disposition="merge")
 DLT_COLUMNS = ["_dlt_load_id", "_dlt_id"]
 
 
@@ -139,20 +142,19 @@ def test_dicts_past_the_nesting_limit_and_json_columns_stay_json_text() -> None:
 
 # -- what stays on the JSON path ------------------------------------------------------------------
 
-def test_lists_that_would_make_child_tables_stay_rows_and_empty_lists_vanish() -> None:
-    assert stays_rows([{"id": "a", "tags": ["vip"]}])
-    assert stays_rows([{"id": "a", "parts": {"items": [{"sku": 1}]}}])
+def test_empty_lists_vanish_and_json_columns_keep_their_lists() -> None:
     got = table([{"id": "a", "tags": []}])
     assert "tags" not in got.column_names
     assert table([{"id": "a", "meta": ["kept"]}]).column("meta").to_pylist() == ['["kept"]']  # json column
 
 
-def test_nested_hints_upsert_and_contracts_stay_rows() -> None:
-    contacts = dlt.mark.with_hints([{"id": "a", "tags": []}], contact_hints(), create_table_variant=True)
-    assert stays_rows(contacts)
+def test_upsert_contracts_and_lists_of_lists_stay_rows() -> None:
     upsert = dlt.mark.make_hints(write_disposition={"disposition": "merge", "strategy": "upsert"}, primary_key="id")
     assert stays_rows([{"id": "a"}], upsert)
     assert stays_rows([{"id": "a"}], dlt.mark.make_hints(schema_contract="freeze"))
+    assert stays_rows([{"id": "a", "grid": [[1, 2], [3]]}])
+    # nested rows of a table whose write disposition only the resource knows: root ids unknown
+    assert stays_rows([{"id": "a", "tags": ["vip"]}], dlt.mark.make_hints(primary_key="id"))
 
 
 @pytest.mark.parametrize("item", [[], pa.table({"id": ["a"]}), {"id": "a"},
@@ -260,8 +262,10 @@ def test_row_ids_are_unique_and_the_load_id_is_given_or_left_to_dlt() -> None:
     got = table(rows)
     assert len(set(got.column("_dlt_id").to_pylist())) == 500
     assert set(got.column("_dlt_load_id").to_pylist()) == {"load-1"}
-    later = table(rows, load_id=None)  # read ahead of its extract: dlt fills it (LOAD_ID_CONFIG)
+    later = table(rows, load_id=None)  # read ahead of its extract: stamped at extract (stamp_load_id)
     assert later.column("_dlt_load_id").null_count == 500 and not later.schema.field("_dlt_load_id").nullable
+    assert set(stamp_load_id(later, "load-2").column("_dlt_load_id").to_pylist()) == {"load-2"}
+    assert stamp_load_id(got, "load-2") is got  # a table that has its load id keeps it
 
 
 def test_dlts_json_hint_warning_is_dropped_for_converted_resources_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -279,3 +283,116 @@ def test_dlts_json_hint_warning_is_dropped_for_converted_resources_only(caplog: 
     for other in others:
         dlt_logger.addFilter(other)
     assert [r.getMessage()[:30] for r in caplog.records] == ["In resource: somebody_else, wh"]
+
+
+# -- nested tables ----------------------------------------------------------------------------------
+
+def oracle_tables(rows: list[dict[str, Any]], max_nesting: int = 2,
+                  merge: bool = True) -> dict[str, tuple[list[str], list[dict[str, Any]]]]:
+    """dlt's normalizer on the same rows, every table: (column order of first non-null value, rows)."""
+    schema = Schema("oracle")
+    DataItemNormalizer.update_normalizer_config(schema, {"max_nesting": max_nesting})
+    schema.update_normalizers()
+    tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+    # the normalizer asks the destination which merge strategy a merge table gets: DuckDB's
+    with Container().injectable_context(dlt.destinations.duckdb().capabilities()):
+        if merge:
+            schema.update_table(new_table("things", write_disposition="merge"))
+            schema.update_normalizers()  # a normalizer reads its propagation config when it is made
+        for row in rows:
+            for (name, _, _), flat in schema.normalize_data_item(row, "load-1", "things"):
+                order, out = tables.setdefault(name, ([], []))
+                order.extend(k for k, v in flat.items() if v is not None and k not in order)
+                out.append(flat)
+    return tables
+
+
+def by_path(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows with dlt's ids replaced by where the row sits (root row number, then table and list index),
+    so two loads with different random root ids compare equal when their structure is."""
+    label: dict[str, str] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, rows in tables.items():  # parents come before their children
+        for number, row in enumerate(rows):
+            parent = row.get("_dlt_parent_id")
+            here = f"{label[parent]}/{name}[{row['_dlt_list_idx']}]" if parent else f"row{number}"
+            label[row["_dlt_id"]] = here
+        out[name] = sorted(({**row, **{k: label[row[k]] for k in ("_dlt_id", "_dlt_parent_id", "_dlt_root_id")
+                                       if k in row}} for row in rows), key=lambda r: r["_dlt_id"])
+    return out
+
+
+def converted_tables(rows: list[dict[str, Any]], hints: Any) -> dict[str, pa.Table]:
+    out = to_arrow_items("things", [dict(r) for r in rows], hints, load_id="load-1")
+    assert all(isinstance(o, DataItemWithMeta) and isinstance(o.data, pa.Table) for o in out), out
+    names = ["things", *(o.meta.hints["table_name"] for o in out[1:])]
+    return dict(zip(names, (o.data for o in out), strict=True))
+
+
+def test_lists_become_nested_tables_with_dlts_keys() -> None:
+    rows = [{"id": "a", "tags": ["vip", "new"], "parts": {"items": [{"sku": 1, "opts": ["x"]}, {"sku": 2}]}},
+            {"id": "b", "tags": ["vip"]}, {"id": "c"}]
+    got = converted_tables(rows, PLAIN)
+    assert list(got) == ["things", "things__tags", "things__parts__items", "things__parts__items__opts"]
+    tags = got["things__tags"]
+    assert tags.column_names == ["value", "_dlt_root_id", "_dlt_parent_id", "_dlt_list_idx", "_dlt_id"]
+    root_ids = dict(zip(got["things"].column("id").to_pylist(), got["things"].column("_dlt_id").to_pylist(),
+                        strict=True))
+    assert tags.column("_dlt_parent_id").to_pylist() == [root_ids["a"], root_ids["a"], root_ids["b"]]
+    assert tags.column("_dlt_root_id").to_pylist() == tags.column("_dlt_parent_id").to_pylist()
+    assert tags.column("_dlt_list_idx").to_pylist() == [0, 1, 0]
+    opts = got["things__parts__items__opts"]
+    items = got["things__parts__items"]
+    assert opts.column("_dlt_parent_id").to_pylist() == [items.column("_dlt_id")[0].as_py()]
+    assert opts.column("_dlt_root_id").to_pylist() == [root_ids["a"]]  # the root's id, two levels down
+    assert [f.name for f in opts.schema if f.nullable] == ["value"]
+
+
+def test_nested_tables_match_dlts_normalizer_columns_rows_and_ids() -> None:
+    rows = [{"id": "a", "tags": [{"tag": "vip", "contactId": "a"}, {"tag": "x"}], "nums": [1, None, 3],
+             "deep": {"list": [{"k": {"v": 1}, "inner": [True]}]}},
+            {"id": "b", "tags": [{"tag": "y", "extra": 2.5}], "nums": []}]
+    ours = converted_tables(rows, PLAIN_MERGE)
+    theirs = oracle_tables(rows)
+    assert list(ours) == list(theirs)
+    for name, (order, _) in theirs.items():
+        assert ours[name].column_names == order, name
+    expected = by_path({name: out for name, (_, out) in theirs.items()})
+    actual = by_path({name: t.to_pylist() for name, t in ours.items()})
+    for name, rows_ in expected.items():
+        assert [{k: v for k, v in r.items() if v is not None} for r in actual[name]] == \
+               [{k: v for k, v in r.items() if v is not None} for r in rows_], name
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(records, min_size=1, max_size=4))
+def test_nested_tables_match_dlt_for_any_nesting(rows: list[dict[str, Any]]) -> None:
+    item = [dict(r) for r in rows]
+    out = to_arrow_items("things", item, PLAIN_MERGE, load_id="load-1")
+    if out[0] is item:  # a variant column or a list of lists: the normalizer's job
+        return
+    theirs = oracle_tables(rows)
+    ours = {"things": out[0].data, **{o.meta.hints["table_name"]: o.data for o in out[1:]}}
+    assert sorted(ours) == sorted(theirs)
+    for name, (order, _) in theirs.items():
+        assert ours[name].column_names == order, name
+    expected = by_path({name: out_ for name, (_, out_) in theirs.items()})
+    actual = by_path({name: ours[name].to_pylist() for name in theirs})
+    for name, rows_ in expected.items():
+        types = {f.name: ARROW_TO_DLT[f.type] for f in ours[name].schema}
+        coerced = [{k: (v if k.startswith("_dlt") else stored(types[k], v)) for k, v in r.items() if v is not None}
+                   for r in rows_]
+        assert [{k: v for k, v in r.items() if v is not None} for r in actual[name]] == coerced, name
+
+
+def test_contacts_and_their_tags_take_the_arrow_path() -> None:
+    contacts = [{"id": "c1", "locationId": "loc", "tags": [{"tag": "vip", "contact_id": "c1", "location_id": "loc"}]},
+                {"id": "c2", "locationId": "loc", "tags": []}]
+    out = to_arrow_items("contacts", dlt.mark.with_hints(contacts, contact_hints(), create_table_variant=True),
+                         load_id="load-1")
+    assert [o.meta.hints["table_name"] for o in out] == ["contacts", "contacts__tags"]
+    tags = out[1]
+    assert tags.meta.create_table_variant and tags.meta.hints["parent_table_name"] == "contacts"
+    assert tags.data.column_names == ["tag", "contact_id", "location_id", "_dlt_root_id", "_dlt_parent_id",
+                                      "_dlt_list_idx", "_dlt_id"]
+    assert tags.meta.hints["columns"]["_dlt_root_id"]["root_key"] and "_dlt_load_id" not in tags.data.column_names
