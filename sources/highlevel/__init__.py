@@ -162,9 +162,10 @@ class _Merger:
         meta, pieces = self._pending.pop(key)
         del self._rows[key]
         if key[0] == "arrow":
-            # rows converted ahead of this extract get its load id now
-            load_id = dlt.current.load_package_state()["load_id"]
-            data: Any = stamp_load_id(pa.concat_tables(pieces, promote_options="default"), load_id)
+            data: Any = pa.concat_tables(pieces, promote_options="default")
+            if "_dlt_load_id" in data.column_names and data.column("_dlt_load_id").null_count:
+                # rows converted ahead of this extract get its load id now
+                data = stamp_load_id(data, dlt.current.load_package_state()["load_id"])
         else:
             data = [row for piece in pieces for row in piece]
         return data if meta is None else DataItemWithMeta(meta, data)
