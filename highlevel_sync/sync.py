@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -127,8 +128,23 @@ def run_sync(
     """
     started = time.monotonic()
     plan = _plan(request, config or load_config(), auth)
-    with run_lock(request.pipeline_name, request.pipelines_dir, plan.config.run_lock_timeout_s, request.wait):
+    with run_lock(request.pipeline_name, request.pipelines_dir, plan.config.run_lock_timeout_s, request.wait), \
+            _fewer_gc_passes():
         return _sync(request, plan, client_options, progress, started)
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes(first_generation: int = 20_000) -> Any:
+    """Python's cycle collector runs every 700 new containers by default; a sync creates millions
+    (every parsed page is dicts and lists, none in cycles), and the collections cost ~13 % of a
+    contacts run's CPU. Rarer ones while the sync runs; the process's setting comes back after.
+    20,000 measured as fast as 50,000 without its extra peak memory (bench/contacts_throughput.py)."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], first_generation), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | None, progress: ProgressSink | None,

@@ -9,6 +9,7 @@ extract that fails is retried location by location).
 
 from __future__ import annotations
 
+import marshal
 import os
 import pickle
 import queue
@@ -19,6 +20,20 @@ from collections.abc import Iterator
 from typing import Any
 
 DEFAULT_MEMORY_BYTES = 16 * 1024 * 1024
+
+
+def dumps(item: Any) -> bytes:
+    """Serialize `item` for a spill: parsed API pages (dicts, lists, strings, numbers) with marshal,
+    which round-trips a page of contacts a third faster than pickle; anything else with pickle."""
+    try:
+        return b"m" + marshal.dumps(item)
+    except ValueError:  # not marshallable (Arrow tables, hinted items, exceptions)
+        return b"p" + pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def loads(blob: bytes) -> Any:
+    body = memoryview(blob)[1:]
+    return marshal.loads(body) if blob[:1] == b"m" else pickle.loads(body)
 
 
 class MemoryBudget:
@@ -59,7 +74,7 @@ class SpillBuffer:
         self.items = 0
 
     def append(self, item: Any) -> None:
-        blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = dumps(item)
         self.items += 1
         if not self._spilled and self._budget.take(len(blob)):
             self._memory.append(blob)
@@ -74,13 +89,13 @@ class SpillBuffer:
 
     def __iter__(self) -> Iterator[Any]:
         for blob in self._memory:
-            yield pickle.loads(blob)
+            yield loads(blob)
         if self._file is not None:
             self._file.flush()
             self._file.seek(0)
             for _ in range(self._spilled):
                 size = int.from_bytes(self._file.read(8), "little")
-                yield pickle.loads(self._file.read(size))
+                yield loads(self._file.read(size))
             self._file.seek(0, os.SEEK_END)
 
     def close(self) -> None:
@@ -113,7 +128,7 @@ class SpillQueue:
                 self._waiting.append((False, item))
                 self._in_memory += 1
             else:
-                blob = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                blob = dumps(item)
                 if self._file is None:
                     self._file = tempfile.TemporaryFile(prefix="highlevel-pages-")  # noqa: SIM115
                 self._file.seek(self._end)
@@ -134,7 +149,7 @@ class SpillQueue:
                 return entry
             offset, size = entry
             self._file.seek(offset)
-            item = pickle.loads(self._file.read(size))
+            item = loads(self._file.read(size))
             self._on_disk -= 1
             if not self._on_disk:
                 self._file.truncate(0)
