@@ -198,6 +198,10 @@ def to_arrow_items(
     except NotColumnar as reason:
         logger.debug("%s: %d rows for %s take the JSON path: %s", resource, len(rows), table, reason)
         return [item]
+    if nested and not dltcompat.allow_nested_arrow_tables():
+        logger.debug("%s: %d rows for %s take the JSON path: nested tables need dlt's extract metrics wrapped",
+                     resource, len(rows), table)
+        return [item]
     for done in (conversion, *(child for child, _ in nested)):
         known.choose(done.name, done.chosen)
     _quiet_json_hint_warning(resource)
@@ -206,8 +210,6 @@ def to_arrow_items(
         out = [dlt.mark.with_hints(arrow, _with_columns(hints, conversion.extra_hints), create_table_variant=True)]
     else:  # the resource's own hints stay; only what Arrow cannot describe is added to them
         out = [dlt.mark.with_hints(arrow, dlt.mark.make_hints(columns=conversion.extra_hints))]
-    if nested:
-        dltcompat.allow_nested_arrow_tables()
     for child, child_arrow in nested:
         logger.debug("%s: %d rows for %s as Arrow", resource, child_arrow.num_rows, child.name)
         # a variant of its own: the resource's hints (keys, disposition) are the root table's

@@ -26,12 +26,15 @@ _lock = threading.Lock()
 _MARK = "_highlevel_nested_arrow"
 
 
-def allow_nested_arrow_tables() -> None:
-    """Install the wrapper once per process; later calls do nothing."""
+def allow_nested_arrow_tables() -> bool:
+    """Install the wrapper once per process; False if this dlt has no such method to wrap (another
+    version: nested tables then take dlt's JSON path, see `columnar.py`)."""
     with _lock:
-        original = Extract._compute_metrics
+        original = getattr(Extract, "_compute_metrics", None)
+        if original is None:
+            return False
         if getattr(original, _MARK, False):
-            return
+            return True
 
         @functools.wraps(original)
         def compute_metrics(self: Extract, load_id: str, source: Any) -> Any:
@@ -51,3 +54,4 @@ def allow_nested_arrow_tables() -> None:
 
         setattr(compute_metrics, _MARK, True)
         Extract._compute_metrics = compute_metrics  # type: ignore[method-assign]
+        return True

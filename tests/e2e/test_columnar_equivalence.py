@@ -111,6 +111,9 @@ def test_duckdb_tables_are_the_same_on_both_paths_before_and_after_changes(sandb
     loc = json_path.big
     assert set(sync_both(runner(json_path, False), runner(columnar, True))) == ARROW_TABLES  # Arrow it was
     assert_same_tables(warehouse(json_path), warehouse(columnar))
+    # the stored schema is dlt's own: a nested table with its parent, and no resource lent to it
+    tags = dlt.attach("highlevel", pipelines_dir=str(columnar.pipelines_dir)).default_schema.tables["contacts__tags"]
+    assert tags["parent"] == "contacts" and "resource" not in tags
     assert json_path.query("select count(*) from highlevel.contacts__tags")[0][0] > 1_000
 
     # datasets that switch paths: made by one, merged into by the other
