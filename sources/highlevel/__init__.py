@@ -113,8 +113,10 @@ def fetched_source(fetched: Sequence[FetchedItems]) -> Any:
     return built
 
 
-# rows per merged item: big enough that dlt's per-item cost vanishes, small enough for memory
-MERGED_ROWS = {"list": 2_000, "arrow": 50_000}
+# rows per merged item: big enough that dlt's per-item cost vanishes, small enough for memory.
+# Arrow at 50,000 rows held two copies of ~50 MB of contacts while concatenating; at 10,000 a 1M
+# contact run peaked at 348 MB instead of 392 MB, at the same speed (bench/contacts_throughput.py)
+MERGED_ROWS = {"list": 2_000, "arrow": 10_000}
 
 
 def _replay(parts: list[FetchedItems]) -> Iterator[Any]:
