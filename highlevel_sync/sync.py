@@ -19,6 +19,7 @@ import contextlib
 import copy
 import gc
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -133,18 +134,33 @@ def run_sync(
         return _sync(request, plan, client_options, progress, started)
 
 
+class _GcThreshold:
+    """How many syncs run in this process now, and the collector threshold from before the first."""
+
+    lock = threading.Lock()
+    running = 0
+    saved: tuple[int, ...] = ()
+
+
 @contextlib.contextmanager
 def _fewer_gc_passes(first_generation: int = 20_000) -> Any:
     """Python's cycle collector runs every 700 new containers by default; a sync creates millions
     (every parsed page is dicts and lists, none in cycles), and the collections cost ~13 % of a
-    contacts run's CPU. Rarer ones while the sync runs; the process's setting comes back after.
-    20,000 measured as fast as 50,000 without its extra peak memory (bench/contacts_throughput.py)."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], first_generation), *before[1:])
+    contacts run's CPU. Rarer ones while syncs run (in-process webhook runs may overlap); the last
+    one to finish puts the process's setting back. 20,000 measured as fast as 50,000 without its
+    extra peak memory (the source child of bench/contacts_throughput.py, 50k contacts)."""
+    with _GcThreshold.lock:
+        if _GcThreshold.running == 0:
+            _GcThreshold.saved = gc.get_threshold()
+            gc.set_threshold(max(_GcThreshold.saved[0], first_generation), *_GcThreshold.saved[1:])
+        _GcThreshold.running += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _GcThreshold.lock:
+            _GcThreshold.running -= 1
+            if _GcThreshold.running == 0:
+                gc.set_threshold(*_GcThreshold.saved)
 
 
 def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | None, progress: ProgressSink | None,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import dlt
 import pyarrow as pa
 
+from highlevel_sync.sync import _fewer_gc_passes
 from sources.highlevel import _Merger, merge_location_state, split_by_location
 from sources.highlevel.spill import MemoryBudget, SpillBuffer
 
@@ -74,3 +77,13 @@ def test_a_single_row_item_goes_through_after_what_waits() -> None:
     merger = _Merger()
     out = list(merger.add([{"id": 1}])) + list(merger.add({"id": 2})) + list(merger.flush())
     assert out == [[{"id": 1}], {"id": 2}]
+
+
+def test_a_sync_raises_the_collector_threshold_and_the_last_one_puts_it_back() -> None:
+    before = gc.get_threshold()
+    with _fewer_gc_passes():
+        assert gc.get_threshold()[0] == max(before[0], 20_000)
+        with _fewer_gc_passes():  # an overlapping sync in another thread of the process
+            pass
+        assert gc.get_threshold()[0] == max(before[0], 20_000)  # the first one still runs
+    assert gc.get_threshold() == before
