@@ -11,7 +11,8 @@ Side by side in one run, each sync in a fresh child process (peak RSS measured p
      not processing, bound the run: request-budget use and 429 count
 
   (--compare-memory-limit L: 1. again with DuckDB's loader memory capped at L instead of the
-   shipped setting, to weigh peak RSS against speed side by side)
+   shipped setting, to weigh peak RSS against speed side by side; --compare-gc-threshold N: 1. again
+   with the cycle collector's generation-0 threshold at N during the sync, CPU time reported)
 
 The sandbox runs in its own process so its CPU and memory are not charged to the syncs.
 
@@ -64,14 +65,17 @@ def start_sandbox(contacts: list[int]) -> tuple[subprocess.Popen[bytes], str, di
 
 def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
               memory_cap_gb: float | None = None, page_size: int = 500,
-              timeout_s: float | None = None, memory_limit: str | None = None) -> dict[str, Any]:
+              timeout_s: float | None = None, memory_limit: str | None = None,
+              gc_threshold: int | None = None) -> dict[str, Any]:
     """Run one sync in a child process; return its report plus wall time and peak RSS."""
-    out = workdir / f"{mode}-{location}{'-' + memory_limit if memory_limit else ''}.json"
+    variant = f"-{memory_limit}" if memory_limit else f"-gc{gc_threshold}" if gc_threshold else ""
+    out = workdir / f"{mode}-{location}{variant}.json"
     started = time.monotonic()
     cmd = [PY, __file__, "--child", mode, "--base-url", base, "--location", location,
            "--workdir", str(workdir / out.stem), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "BENCH_TOKEN": token,
                                                 "BENCH_DUCKDB_MEMORY_LIMIT": memory_limit or "",
+                                                "BENCH_GC_THRESHOLD": str(gc_threshold or ""),
                                                 "BENCH_PAGE_SIZE": str(page_size),
                                                 "BENCH_VARIANT": "json" if mode == "baseline_json" else ""})
     capped = timed_out = False
@@ -99,7 +103,8 @@ def run_child(mode: str, base: str, location: str, token: str, workdir: Path,
         time.sleep(0.2)
     _, status, usage = finished or os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
-    report: dict[str, Any] = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    report: dict[str, Any] = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                              "cpu_user_s": round(usage.ru_utime, 2), "cpu_sys_s": round(usage.ru_stime, 2)}
     if status != 0 or not out.exists():
         report["failed"] = (f"killed: resident memory passed {memory_cap_gb} GB" if capped
                             else f"killed: not finished after {timeout_s:.0f} s" if timed_out
@@ -119,6 +124,8 @@ def child_source(base: str, location: str, workdir: Path) -> dict[str, Any]:
 
     if os.environ.get("BENCH_DUCKDB_MEMORY_LIMIT"):  # --compare-memory-limit: the loader's cap under test
         sync.DUCKDB_LOADER_SETTINGS["memory_limit"] = os.environ["BENCH_DUCKDB_MEMORY_LIMIT"]
+    if os.environ.get("BENCH_GC_THRESHOLD"):  # --compare-gc-threshold: the collector's threshold under test
+        sync.GC_FIRST_GENERATION = int(os.environ["BENCH_GC_THRESHOLD"])
     token = os.environ["BENCH_TOKEN"]
     started = time.monotonic()
     result = run_sync(
@@ -195,6 +202,9 @@ def main() -> None:
                         help="contacts per page in the rate-limited run (500: a backfill at the API's page size)")
     parser.add_argument("--compare-memory-limit", metavar="LIMIT",
                         help="also run this source with DuckDB's loader capped at LIMIT (e.g. 160MB), side by side")
+    parser.add_argument("--compare-gc-threshold", metavar="N", type=int,
+                        help="also run this source with the collector's generation-0 threshold at N during the sync "
+                             "(700: Python's default) instead of the shipped one, side by side")
     parser.add_argument("--child")
     parser.add_argument("--base-url")
     parser.add_argument("--location")
@@ -220,6 +230,10 @@ def main() -> None:
             if args.compare_memory_limit:
                 key = f"source_duckdb_{args.compare_memory_limit}"
                 results[key] = run_child("source", base, big, tokens[big], work, memory_limit=args.compare_memory_limit)
+                print(f"{key}:", results[key], flush=True)
+            if args.compare_gc_threshold:
+                key = f"source_gc_{args.compare_gc_threshold}"
+                results[key] = run_child("source", base, big, tokens[big], work, gc_threshold=args.compare_gc_threshold)
                 print(f"{key}:", results[key], flush=True)
             if args.json_baseline_only:
                 results["baseline_json"] = run_child("baseline_json", base, big, tokens[big], work,

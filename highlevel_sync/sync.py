@@ -134,6 +134,10 @@ def run_sync(
         return _sync(request, plan, client_options, progress, started)
 
 
+# the cycle collector's generation-0 threshold while syncs run (Python's default: 700)
+GC_FIRST_GENERATION = 20_000
+
+
 class _GcThreshold:
     """How many syncs run in this process now, and the collector threshold from before the first."""
 
@@ -143,16 +147,16 @@ class _GcThreshold:
 
 
 @contextlib.contextmanager
-def _fewer_gc_passes(first_generation: int = 20_000) -> Any:
+def _fewer_gc_passes() -> Any:
     """Python's cycle collector runs every 700 new containers by default; a sync creates millions
     (every parsed page is dicts and lists, none in cycles), and the collections cost ~13 % of a
     contacts run's CPU. Rarer ones while syncs run (in-process webhook runs may overlap); the last
     one to finish puts the process's setting back. 20,000 measured as fast as 50,000 without its
-    extra peak memory (the source child of bench/contacts_throughput.py, 50k contacts)."""
+    extra peak memory; `bench/contacts_throughput.py --compare-gc-threshold 700` weighs it."""
     with _GcThreshold.lock:
         if _GcThreshold.running == 0:
             _GcThreshold.saved = gc.get_threshold()
-            gc.set_threshold(max(_GcThreshold.saved[0], first_generation), *_GcThreshold.saved[1:])
+            gc.set_threshold(max(_GcThreshold.saved[0], GC_FIRST_GENERATION), *_GcThreshold.saved[1:])
         _GcThreshold.running += 1
     try:
         yield
