@@ -13,11 +13,15 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import dlt
+from dlt.common.destination import Destination
 
 from sources.highlevel.client import HighLevelClient
 from sources.highlevel.config import SourceConfig, load_config
@@ -31,6 +35,7 @@ from .sync import DEFAULT_DATASET, SyncRequest, _duckdb_configured, duckdb_desti
 logger = logging.getLogger("highlevel.shards")
 
 SHARD_PIPELINE_PREFIX = "highlevel_shard"
+DEFAULT_STAGING_LAYOUT = "%s_staging"  # dlt's default `staging_dataset_name_layout`
 # DuckDB only: one file for every shard (dlt's default would be one file per pipeline name)
 # (not `highlevel.duckdb`: a catalog named like the dataset makes DuckDB references ambiguous)
 DEFAULT_DUCKDB_FILE = "highlevel_warehouse.duckdb"
@@ -107,12 +112,31 @@ def plan_shards(count: int, wanted: Sequence[str] | None = None, config: SourceC
 
 def shard_request(shard: Shard, resources: Sequence[str] | None = None, dataset_name: str | None = None,
                   destination: Any = None, pipelines_dir: str | None = None) -> SyncRequest:
-    """The shard's SyncRequest: its own pipeline name; DuckDB (unless configured) in one shared file."""
+    """The shard's SyncRequest: its own pipeline name and staging dataset; DuckDB (unless configured)
+    in one shared file."""
     if destination in (None, "duckdb") and not _duckdb_configured():
         destination = duckdb_destination(DEFAULT_DUCKDB_FILE)
     return SyncRequest(resources=list(resources) if resources else None, locations=list(shard.locations),
-                       destination=destination, dataset_name=dataset_name or DEFAULT_DATASET,
+                       destination=own_staging(destination or "duckdb", shard),
+                       dataset_name=dataset_name or DEFAULT_DATASET,
                        pipeline_name=shard.pipeline_name, pipelines_dir=pipelines_dir)
+
+
+def own_staging(destination: Any, shard: Shard) -> Any:
+    """The destination with a staging dataset for this shard alone (`<dataset>_staging_shard_<n>`).
+
+    dlt stages every merge in one staging dataset per dataset and truncates it when a load starts,
+    so shards loading one dataset at once would merge each other's rows or lose their own. On
+    PostgreSQL loads also queue (`datasetlock.py`); elsewhere this is what keeps shards apart.
+    """
+    factory = Destination.from_reference(destination)
+    if factory is None or not hasattr(factory.spec, "staging_dataset_name_layout"):
+        return destination  # a destination without staging (filesystem): nothing to share
+    layout = factory.config_params.get("staging_dataset_name_layout") or dlt.config.get(
+        f"destination.{factory.destination_name}.staging_dataset_name_layout") or DEFAULT_STAGING_LAYOUT
+    own = copy.copy(factory)
+    own.config_params = {**factory.config_params, "staging_dataset_name_layout": f"{layout}_shard_{shard.index}"}
+    return own
 
 
 def sync_shard(shard: Shard, resources: Sequence[str] | None = None, *, dataset_name: str | None = None,

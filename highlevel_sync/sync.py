@@ -50,6 +50,7 @@ from sources.highlevel.spill import MemoryBudget
 
 from . import analyst, deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
+from .datasetlock import dataset_lock
 from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
 from .progress import ProgressSink
@@ -348,7 +349,8 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         logger.info("normalizing and loading %d read(s)", len(batch.units))
         try:
             pipeline.normalize()
-            pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
+            with dataset_lock(pipeline):  # other pipelines (Airflow shards) may load this dataset too
+                pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
         except Exception as exc:
             logger.debug("load failed", exc_info=True)
             return f"loading into the destination failed: {describe_failure(exc)}; the next run reads that data again"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..datasetlock import dataset_lock
 from .catalog import Catalog
 from .dialect import DIALECTS, dialect_of
 from .history import update_history
@@ -44,7 +45,8 @@ def refresh_after_load(pipeline: Any) -> None:
         logger.info("no analyst layer on %s (built on duckdb and postgres only)", pipeline.destination.destination_name)
         return
     try:
-        rebuilt = refresh(pipeline)
+        with dataset_lock(pipeline):  # shards sharing the dataset would race on the same views
+            rebuilt = refresh(pipeline)
     except Exception as exc:
         logger.warning("analyst layer (wide views, opportunity history) not refreshed: %s; the next run retries",
                        exc, exc_info=logger.isEnabledFor(logging.DEBUG))
