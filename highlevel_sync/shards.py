@@ -131,7 +131,7 @@ def own_staging(destination: Any, shard: Shard) -> Any:
     """
     factory = Destination.from_reference(destination)
     if factory is None or not hasattr(factory.spec, "staging_dataset_name_layout"):
-        return destination  # a destination without staging (filesystem): nothing to share
+        return destination  # a destination without a staging dataset (a custom sink): nothing to share
     layout = factory.config_params.get("staging_dataset_name_layout") or dlt.config.get(
         f"destination.{factory.destination_name}.staging_dataset_name_layout") or DEFAULT_STAGING_LAYOUT
     own = copy.copy(factory)

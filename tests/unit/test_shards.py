@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+from dlt.common.destination import Destination
 from hypothesis import given
 from hypothesis import strategies as st
 
 from highlevel_sync.airflow_dag import plan
-from highlevel_sync.shards import Shard, shard_of, split
+from highlevel_sync.shards import Shard, own_staging, shard_of, split
+from highlevel_sync.sync import duckdb_destination
 from sources.highlevel.errors import ConfigError
 
 IDS = st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789", min_size=1, max_size=20),
@@ -51,3 +55,19 @@ def test_conf_locations_are_planned_without_asking_the_api() -> None:
 def test_zero_shards_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         split(["a"], 0)
+
+
+def staging_layout(destination: Any) -> str:
+    factory = Destination.from_reference(destination)
+    return str(factory.configuration(factory.spec(), accept_partial=True).staging_dataset_name_layout)
+
+
+def test_each_shard_stages_in_a_staging_dataset_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    shard = Shard(2, 4, ["L1"])
+    assert staging_layout(own_staging("postgres", shard)) == "%s_staging_shard_2"
+    assert staging_layout(own_staging("postgres", Shard(0, 4, ["L2"]))) == "%s_staging_shard_0"
+    duckdb = own_staging(duckdb_destination(tmp_path / "w.duckdb"), shard)
+    assert staging_layout(duckdb) == "%s_staging_shard_2"
+    assert duckdb.config_params["credentials"].database == str(tmp_path / "w.duckdb")  # the rest kept
+    monkeypatch.setenv("DESTINATION__POSTGRES__STAGING_DATASET_NAME_LAYOUT", "stg_%s")
+    assert staging_layout(own_staging("postgres", shard)) == "stg_%s_shard_2"  # a configured layout, suffixed
