@@ -58,7 +58,7 @@ def test_zero_shards_is_a_config_error() -> None:
 
 
 def staging_layout(destination: Any) -> str:
-    factory = Destination.from_reference(destination)
+    factory: Any = Destination.from_reference(destination)
     return str(factory.configuration(factory.spec(), accept_partial=True).staging_dataset_name_layout)
 
 
