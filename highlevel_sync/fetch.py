@@ -1,7 +1,10 @@
 """Reading locations side by side, ahead of the loader.
 
-Each location is read in a worker thread (at most `max_parallel` at once), resource after
-resource, at its own rate budget (the client paces each location separately). What a read
+At most `max_parallel` locations are read at once, each at its own rate budget (the client paces
+each location separately). A location's resources are read side by side, in a read pool shared by
+every location (`max_reads` threads): HighLevel answers in hundreds of milliseconds, so reading one
+resource after another would leave the budget idle. Two resources build on the others and wait for
+them: `notes` (the contacts this run changed) and `deletions` (what every sweep found). What a read
 yields goes into a spill buffer, so requests never wait for the CPU-heavy normalize and load of
 earlier data. Each finished read (a resource, or one chunk of a long one) becomes a `Unit`;
 the main thread takes the units that are ready in batches, extracts and loads them together.
@@ -20,11 +23,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from sources.highlevel import LocationContext, read_resource
+from sources.highlevel import LocationContext, read_resource, settings
 from sources.highlevel.spill import MemoryBudget, SpillBuffer
 
 from . import deletions
@@ -99,6 +102,7 @@ class Fetcher:
         convert: Convert,
         budget: MemoryBudget,
         max_parallel: int,
+        max_reads: int = settings.DEFAULT_MAX_PARALLEL_READS,
     ) -> None:
         """`start(location_id)` prepares a location in the main thread (its context, state,
         pending deletions) and returns its run; reading then happens in a worker."""
@@ -107,6 +111,8 @@ class Fetcher:
         self._convert = convert
         self._budget = budget
         self._max_parallel = max_parallel
+        self._max_reads = max_reads
+        self._reads: ThreadPoolExecutor | None = None
         self._events: queue.Queue[Unit | _Done] = queue.Queue()
         self._cancelled = threading.Event()
         self._ready_rows = 0  # rows of the units waiting in `batches`
@@ -125,7 +131,9 @@ class Fetcher:
         active = 0
         ready: list[tuple[float, Unit]] = []
         read: list[LocationRun] = []
-        with ThreadPoolExecutor(max_workers=self._max_parallel, thread_name_prefix="highlevel-location") as pool:
+        with ThreadPoolExecutor(max_workers=self._max_parallel, thread_name_prefix="highlevel-location") as pool, \
+                ThreadPoolExecutor(max_workers=self._max_reads, thread_name_prefix="highlevel-read") as reads:
+            self._reads = reads
             try:
                 while True:
                     active -= self._drain(ready, read)
@@ -183,9 +191,14 @@ class Fetcher:
                 return ended
 
     def _read_location(self, run: LocationRun) -> None:
+        """Waits while the read pool reads the location's resources, side by side where they can be."""
         try:
-            for name in self._resources:
-                if not self._read_resource(run, name):
+            for phase in read_phases(self._resources):
+                assert self._reads is not None
+                futures = [self._reads.submit(self._read_resource, run, name) for name in phase]
+                wait(futures)  # every read of the phase ends before the location can be reported read
+                going_on = [future.result() for future in futures]  # Cancelled and bugs surface here
+                if not all(going_on):
                     break
         except Cancelled:
             pass
@@ -238,6 +251,17 @@ class Fetcher:
         if report.failure is not None:
             run.result.resource_errors[name] = report.failure
         return True
+
+
+# read after every other resource of the location: they build on what the others read
+AFTER_OTHERS = ("notes", "deletions")
+
+
+def read_phases(resources: Sequence[str]) -> list[list[str]]:
+    """The resources in the order they can run: everything side by side, then `notes` (the contacts
+    read records the changed ones), then `deletions` (every sweep has reported)."""
+    first = [name for name in resources if name not in AFTER_OTHERS]
+    return [phase for phase in (first, *([name] for name in AFTER_OTHERS if name in resources)) if phase]
 
 
 def _unchanged(state: dict[str, Any], location_id: str, digest: str) -> bool:

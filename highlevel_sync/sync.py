@@ -176,7 +176,7 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
     discard_unloaded(pipeline)  # what a killed run left behind (see recovery.py)
     loader_format = _loader_format(pipeline)
     client_kwargs = {"max_attempts": plan.config.max_attempts, "timeout_s": plan.config.timeout_s,
-                     **(client_options or {})}
+                     "max_in_flight": plan.config.max_requests_in_flight, **(client_options or {})}
     with HighLevelClient(plan.config.base_url, plan.credentials.auth, **client_kwargs) as client:
         book = _Book(plan, pipeline, client, open_inbox(request), progress)
         locations = _locations(plan, client)

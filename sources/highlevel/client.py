@@ -12,9 +12,10 @@ import random
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -40,6 +41,8 @@ __version__ = "0.1.0"
 USER_AGENT = f"highlevel-dlt/{__version__}"
 
 AuthProvider = Callable[[str], httpx.Auth]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -67,6 +70,7 @@ class HighLevelClient:
         backoff_base_s: float = 0.5,
         backoff_max_s: float = settings.DEFAULT_BACKOFF_MAX_S,
         transport: httpx.BaseTransport | None = None,
+        max_in_flight: int = settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._auth_for = auth_for
@@ -78,8 +82,12 @@ class HighLevelClient:
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 15.0)),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             transport=transport,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
         )
+        # every location's requests together: a location's own budget is its governor's business
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        self._pool: ThreadPoolExecutor | None = None
         self._governors: dict[str, RateGovernor] = {}
         self.stats: dict[str, LocationStats] = {}
         self._lock = threading.Lock()
@@ -130,7 +138,29 @@ class HighLevelClient:
                 self.stats[location_id] = LocationStats()
             return gov
 
+    def map_pages(self, fetch: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """`fetch(item)` for every item with many requests in flight, results in the items' order.
+
+        For pages whose requests are all known up front (offset pages once the count is known, one
+        request per calendar or product): HighLevel answers in hundreds of milliseconds, so one at a
+        time leaves the budget idle. The governor still paces each location. Call it from a
+        resource's read, never from inside `fetch` (the pool would wait on itself).
+        """
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="highlevel-page")
+            pool = self._pool
+        futures: list[Future[R]] = [pool.submit(fetch, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
 
     def __enter__(self) -> HighLevelClient:
@@ -154,6 +184,7 @@ class HighLevelClient:
         stats = self.stats[location_id]
         gov.acquire()
         headers: httpx.Headers | None = None
+        self._in_flight.acquire()
         try:
             content = orjson.dumps(json) if json is not None else None
             req_headers = {"Version": version}
@@ -166,6 +197,7 @@ class HighLevelClient:
         except httpx.TransportError as exc:
             raise RetryableError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc})") from exc
         finally:
+            self._in_flight.release()
             gov.release(headers)
             with self._lock:
                 stats.requests += 1

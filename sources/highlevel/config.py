@@ -50,6 +50,17 @@ class SourceConfig:
     # location and run, the rest deferred to the next run
     sync_notes: bool = False
     notes_max_requests: int = settings.DEFAULT_NOTES_MAX_REQUESTS
+    # requests in flight at once across every location of a run (each location stays within its
+    # own budget): what hides HighLevel's latency
+    max_requests_in_flight: int = settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT
+    # a plain run also sweeps (full re-read, deletions) a location whose last sweep is older; 0: never
+    sweep_every_hours: float = settings.DEFAULT_SWEEP_EVERY_HOURS
+    # invoices, orders, transactions, subscriptions change after creation and have no change filter:
+    # every run re-reads the ones created (issued) in this many days
+    payments_days_back: int = settings.DEFAULT_PAYMENTS_DAYS_BACK
+    # custom-object relations cost a request per record: opt-in, capped per location and run
+    sync_relations: bool = False
+    relations_max_requests: int = settings.DEFAULT_RELATIONS_MAX_REQUESTS
 
 
 def _lookup(key: str, secret: bool = False) -> Any:
@@ -83,6 +94,11 @@ def load_config(**overrides: Any) -> SourceConfig:
         "appointments_days_ahead": _lookup("appointments_days_ahead"),
         "sync_notes": _lookup("sync_notes"),
         "notes_max_requests": _lookup("notes_max_requests"),
+        "max_requests_in_flight": _lookup("max_requests_in_flight"),
+        "sweep_every_hours": _lookup("sweep_every_hours"),
+        "payments_days_back": _lookup("payments_days_back"),
+        "sync_relations": _lookup("sync_relations"),
+        "relations_max_requests": _lookup("relations_max_requests"),
     }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw)
@@ -126,6 +142,15 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
         sync_notes=_flag("sync_notes", raw.get("sync_notes"), False),
         notes_max_requests=int(_number("notes_max_requests", raw.get("notes_max_requests"),
                                        settings.DEFAULT_NOTES_MAX_REQUESTS, 0, 1_000_000)),
+        max_requests_in_flight=int(_number("max_requests_in_flight", raw.get("max_requests_in_flight"),
+                                           settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT, 1, 1024)),
+        sweep_every_hours=_number("sweep_every_hours", raw.get("sweep_every_hours"),
+                                  settings.DEFAULT_SWEEP_EVERY_HOURS, 0, 24 * 365),
+        payments_days_back=int(_number("payments_days_back", raw.get("payments_days_back"),
+                                       settings.DEFAULT_PAYMENTS_DAYS_BACK, 0, 20 * 365)),
+        sync_relations=_flag("sync_relations", raw.get("sync_relations"), False),
+        relations_max_requests=int(_number("relations_max_requests", raw.get("relations_max_requests"),
+                                           settings.DEFAULT_RELATIONS_MAX_REQUESTS, 0, 1_000_000)),
     )
 
 

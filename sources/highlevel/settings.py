@@ -70,6 +70,21 @@ DEFAULT_NOTES_MAX_REQUESTS = 1_000
 # this machine's CPU and sockets, not HighLevel's: 8 keeps a 2-core machine busy without thrashing.
 DEFAULT_MAX_PARALLEL_LOCATIONS = 8
 
+# Requests in flight at once, all locations together. HighLevel answers in hundreds of milliseconds,
+# so a location's budget (100 / 10 s) needs several requests in flight to be used at all; the
+# per-location governor keeps each location within its budget whatever this allows.
+DEFAULT_MAX_REQUESTS_IN_FLIGHT = 64
+# Resource reads running at once, all locations together (each one a thread that mostly waits).
+DEFAULT_MAX_PARALLEL_READS = 48
+
+# The safety-net sweep: a plain run also re-reads in full (deletions, old corrections) each location
+# whose last sweep is older than this, spread over the period by a stable hash of the location id.
+DEFAULT_SWEEP_EVERY_HOURS = 24.0
+# Payments records change after creation (paid, refunded) with no change filter: a run re-reads
+# the ones created in this window; older changes arrive by webhook or sweep.
+DEFAULT_PAYMENTS_DAYS_BACK = 30
+DEFAULT_RELATIONS_MAX_REQUESTS = 1_000
+
 # Rate limits (per app, per location). Used until the first response tells us the real numbers.
 DEFAULT_BURST_MAX = 100
 DEFAULT_BURST_INTERVAL_MS = 10_000
