@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sources.highlevel import LocationContext, read_resource, settings
+from sources.highlevel.endpoints import LISTS, scope_of
+from sources.highlevel.errors import ScopeError
 from sources.highlevel.spill import MemoryBudget, SpillBuffer
 
 from . import deletions
@@ -36,8 +38,9 @@ from .results import LocationResult, describe_failure, is_location_fatal
 logger = logging.getLogger("highlevel.fetch")
 
 # resources without a change filter, read in full every run (appointments: a rolling window)
+# (and the lists: re-read in full, or a recent window whose unchanged answer needs no load either)
 REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "tasks", "custom_fields", "users",
-                            "locations"})
+                            "locations", *LISTS})
 
 Convert = Callable[[str, Any], Iterable[Any]]
 
@@ -103,6 +106,7 @@ class Fetcher:
         budget: MemoryBudget,
         max_parallel: int,
         max_reads: int = settings.DEFAULT_MAX_PARALLEL_READS,
+        skippable: Iterable[str] = (),
     ) -> None:
         """`start(location_id)` prepares a location in the main thread (its context, state,
         pending deletions) and returns its run; reading then happens in a worker."""
@@ -112,6 +116,8 @@ class Fetcher:
         self._budget = budget
         self._max_parallel = max_parallel
         self._max_reads = max_reads
+        # resources the run chose by default: one the token's scopes do not cover is skipped, not failed
+        self._skippable = frozenset(skippable)
         self._reads: ThreadPoolExecutor | None = None
         self._events: queue.Queue[Unit | _Done] = queue.Queue()
         self._cancelled = threading.Event()
@@ -236,8 +242,13 @@ class Fetcher:
                 raise
             except Exception as exc:
                 buffer.close()
-                run.result.resource_errors[name] = describe_failure(exc)
                 deletions.forget(ctx, name)
+                if isinstance(exc, ScopeError) and name in self._skippable:
+                    report.warnings.append(f"{name} skipped: the token lacks the {scope_of(name) or 'needed'} scope "
+                                           "(re-authorise the app with it to sync this table)")
+                    return True
+                ctx.failed.add(name)
+                run.result.resource_errors[name] = describe_failure(exc)
                 logger.debug("location %s resource %s failed", run.location_id, name, exc_info=True)
                 return not is_location_fatal(exc)
             more = report.more

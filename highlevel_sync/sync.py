@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from sources.highlevel import (
 from sources.highlevel.client import AuthProvider, HighLevelClient, LocationStats
 from sources.highlevel.columnar import LOAD_ID_CONFIG, KnownSchema, to_arrow_items
 from sources.highlevel.config import SourceConfig, load_config
+from sources.highlevel.endpoints import LISTS
 from sources.highlevel.errors import ConfigError
 from sources.highlevel.killpoints import arm_dlt, kill_point
 from sources.highlevel.settings import DEFAULT_RESOURCES
@@ -57,6 +58,7 @@ from .progress import ProgressSink
 from .recovery import discard_unloaded
 from .results import LocationResult, SyncResult, describe_failure
 from .runlock import run_lock
+from .sweeps import sweep_due
 
 __all__ = ["LocationResult", "SyncRequest", "SyncResult", "describe_failure", "make_pipeline", "run_sync"]
 
@@ -67,7 +69,7 @@ DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
 # the high-volume resources, loaded as Arrow tables unless `columnar` is off
 COLUMNAR_RESOURCES = ("contacts", "opportunities", "conversations", "messages")
 # resources whose deletions the `deletions` table records
-DELETABLE = {"contacts", "opportunities", "appointments", "tasks", "notes"}
+DELETABLE = {"contacts", "opportunities", "appointments", "tasks", "notes", *LISTS}
 DEFAULT_DATASET = "highlevel"
 # rows one extract + load cycle takes at most when reads are not chunked (chunk_rows = 0);
 # otherwise chunk_rows: a big backfill loads chunk by chunk, small locations share a cycle
@@ -182,7 +184,8 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
         locations = _locations(plan, client)
         book.planned(locations)
         fetcher = Fetcher(plan.resources, book.start, _converter(plan, pipeline), MemoryBudget(),
-                          plan.config.max_parallel_locations)
+                          plan.config.max_parallel_locations,
+                          skippable=plan.resources if request.resources is None else ())
         # stage 2 runs in the fetcher's workers; each batch is what they finished reading
         for batch in fetcher.batches(locations, plan.options.chunk_rows or LOAD_BATCH_ROWS):
             failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress)  # stage 3
@@ -208,21 +211,32 @@ class _Book:
         self.runs: list[LocationRun] = []
         self.results: list[LocationResult] = []
         self.table_rows: dict[str, int] = {}
-        self.loaded_tasks: dict[str, set[str]] = {}
+        self.loaded_tasks: dict[str, dict[str, deletions.LoadedTask]] = {}
+        # the lists' loaded ids per location, read once for all locations (a list re-read in full
+        # judges its deletions every run, the others when a location sweeps)
+        self.loaded_lists: dict[str, dict[str, set[str]]] = {}
 
     def planned(self, locations: list[str]) -> None:
-        if "tasks" in self.plan.resources:  # every run sweeps tasks: their loaded ids, in one query
-            self.loaded_tasks = deletions.loaded_ids_by_location(self.pipeline, "tasks", locations)
+        if "tasks" in self.plan.resources:  # every run judges loaded open tasks: all of them, in one query
+            self.loaded_tasks = deletions.loaded_tasks_by_location(self.pipeline, locations)
+        for name in (name for name in self.plan.resources if name in LISTS):
+            self.loaded_lists[name] = deletions.loaded_ids_by_location(self.pipeline, name, locations)
         if self.progress is not None:
             self.progress.locations_planned(len(locations))
 
     def start(self, location_id: str) -> LocationRun:
         """A location about to be read: its context, its part of the state, its pending deletions."""
         plan = self.plan
-        ctx = location_context(self.client, location_id, plan.credentials.company_id, plan.options)
-        ctx.states = {name: self.parts[name].pop(location_id, {}) for name in plan.resources}
-        deletions.prepare(ctx, self.inbox, self.pipeline, plan.options.reconcile, plan.resources,
-                          self.loaded_tasks.pop(location_id, set()))
+        states = {name: self.parts[name].pop(location_id, {}) for name in plan.resources}
+        options = plan.options
+        if not options.reconcile and sweep_due(location_id, states, plan.config.sweep_every_hours):
+            options = replace(options, reconcile=True)
+        ctx = location_context(self.client, location_id, plan.credentials.company_id, options)
+        ctx.states = states
+        deletions.prepare(ctx, self.inbox, self.pipeline, options.reconcile, plan.resources,
+                          self.loaded_tasks.pop(location_id, {}))
+        for name, loaded in self.loaded_lists.items():
+            ctx.known_ids[name] = loaded.pop(location_id, set())
         run = LocationRun(ctx, LocationResult(location_id))
         self.runs.append(run)
         self.client.governor(location_id)  # its stats exist from now on, for the progress display
@@ -281,6 +295,7 @@ def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None)
         appointment_lookback=config.appointment_lookback,
         appointment_lookahead=config.appointment_lookahead,
         notes_max_requests=config.notes_max_requests,
+        payments_days_back=config.payments_days_back,
         full_refresh=request.full_refresh,
         reconcile=request.reconcile,
     )

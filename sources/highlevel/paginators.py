@@ -88,6 +88,75 @@ def skip_limit_pages(
     raise ApiError(f"'{items_key}' paging did not end after {max_pages} pages")
 
 
+Parallel = Callable[[JsonFetch, list[dict[str, Any]]], Iterable[dict[str, Any]]]
+
+
+def numbered_pages(
+    fetch: JsonFetch,
+    params: dict[str, Any],
+    items_key: str,
+    limit: int,
+    style: str = "offset",
+    parallel: Parallel | None = None,
+    max_pages: int = 100_000,
+) -> Iterator[Page]:
+    """Page by position: `skip`/`limit`, `offset`/`limit` or `page`/`limit` (`style`).
+
+    Positions are known in advance, so once the first answer tells the total (`total`,
+    `totalCount`, `meta.total`) the other pages go out together through `parallel` (the client's
+    `map_pages`), in order. A total is a hint, never trusted to end the walk: a full last page
+    means the total was stale and the walk goes on one page at a time; a short page ends it.
+    """
+
+    def query(index: int) -> dict[str, Any]:
+        if style == "page":
+            return {**params, "page": index + 1, "limit": limit}
+        return {**params, "skip" if style == "skip" else "offset": index * limit, "limit": limit}
+
+    def page(response: dict[str, Any], index: int, previous: set[str]) -> tuple[Page, set[str]]:
+        rows = _rows(response, items_key)
+        ids = {repr(row.get("_id") or row.get("id") or row) for row in rows}
+        if rows and ids == previous:
+            raise ApiError(f"'{items_key}' repeated a page at position {index}: the API ignores {style}; stopping")
+        return rows, ids
+
+    first = fetch(query(0))
+    rows, ids = page(first, 0, set())
+    if rows:
+        yield rows
+    index = 1
+    total = response_total(first)
+    if len(rows) >= limit and total is not None and parallel is not None and total > limit:
+        pages = min(-(-total // limit), max_pages)
+        for response in parallel(fetch, [query(i) for i in range(1, pages)]):
+            rows, ids = page(response, index, ids)
+            index += 1
+            if rows:
+                yield rows
+            if len(rows) < limit:
+                return
+    while len(rows) >= limit:
+        if index >= max_pages:
+            raise ApiError(f"'{items_key}' paging did not end after {max_pages} pages")
+        rows, ids = page(fetch(query(index)), index, ids)
+        index += 1
+        if rows:
+            yield rows
+
+
+def response_total(response: dict[str, Any]) -> int | None:
+    """How many rows the query matches, where the answer says it: `total`, `totalCount`,
+    `meta.total`, or (products) `total: [{total}]`."""
+    meta = response.get("meta")
+    for value in (response.get("total"), response.get("totalCount"),
+                  meta.get("total") if isinstance(meta, dict) else None):
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            value = value[0].get("total")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return int(value)
+    return None
+
+
 def start_after_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str, limit: int) -> Iterator[Page]:
     """Page `GET /opportunities/search` (and the deprecated contacts list) by `startAfter`/`startAfterId`.
 

@@ -29,6 +29,7 @@ CALENDAR_EVENTS = "/calendars/events"
 APPOINTMENT = "/calendars/events/appointments/{event_id}"  # one appointment by id, any date
 TASKS_SEARCH = "/locations/{location_id}/tasks/search"  # POST, skip/limit in the body (locations family)
 CONTACT_NOTES = "/contacts/{contact_id}/notes"  # GET, every note of one contact, unpaged (contacts family)
+CONTACT_TASK = "/contacts/{contact_id}/tasks/{task_id}"  # GET, one task by id (contacts family)
 
 # Paging limits enforced by the API
 CONTACTS_PAGE_LIMIT_MAX = 500
@@ -93,7 +94,8 @@ DEFAULT_DAILY_RESERVE = 200
 
 # HTTP behaviour
 DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_ATTEMPTS = 6  # per request, token calls included (retries.py)
+DEFAULT_BACKOFF_BASE_S = 0.5  # first backoff; doubles per failure up to DEFAULT_BACKOFF_MAX_S
 DEFAULT_BACKOFF_MAX_S = 30.0
 
 RESOURCE_NAMES = (
@@ -109,8 +111,27 @@ RESOURCE_NAMES = (
     "custom_fields",
     "users",
     "locations",
+    # revenue and lead capture: rows of the declarative list table (endpoints.py)
+    "forms",
+    "form_submissions",
+    "surveys",
+    "survey_submissions",
+    "invoices",
+    "orders",
+    "transactions",
+    "subscriptions",
+    "products",
+    "product_prices",
     "deletions",  # last: it records what the others' sweeps found
 )
+# the read scope each core resource needs (docs/Scopes.md); the lists name theirs in endpoints.py
+CORE_SCOPES = {
+    "contacts": "contacts.readonly", "notes": "contacts.readonly", "opportunities": "opportunities.readonly",
+    "pipelines": "opportunities.readonly", "conversations": "conversations.readonly",
+    "messages": "conversations/message.readonly", "calendars": "calendars.readonly",
+    "appointments": "calendars/events.readonly", "tasks": "locations/tasks.readonly",
+    "custom_fields": "locations/customFields.readonly", "users": "users.readonly", "locations": "locations.readonly",
+}
 # selected only when asked for (`--resources ...,notes` or `sync_notes = true`): a request per contact
 OPT_IN_RESOURCES = ("notes",)
 DEFAULT_RESOURCES = tuple(name for name in RESOURCE_NAMES if name not in OPT_IN_RESOURCES)

@@ -33,6 +33,8 @@ class SyncOptions:
     chunk_rows: int = settings.DEFAULT_CHUNK_ROWS
     # notes requests (one per contact) per location and run; the contacts left wait for the next run
     notes_max_requests: int = settings.DEFAULT_NOTES_MAX_REQUESTS
+    # invoices, orders, transactions, subscriptions: a plain run re-reads those created this recently
+    payments_days_back: int = settings.DEFAULT_PAYMENTS_DAYS_BACK
 
 
 @dataclass
@@ -57,8 +59,6 @@ class LocationContext:
     company_id: str | None = None
     options: SyncOptions = field(default_factory=SyncOptions)
     reports: dict[str, ResourceReport] = field(default_factory=dict)
-    _custom_fields: list[dict[str, Any]] | None = None
-    _location: dict[str, Any] | None = None
     # deletions known before the run (webhooks, earlier sweeps): resource -> [{id, deleted_at, detected_by}]
     deletions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # ids already in the destination per resource, for the reconcile sweep
@@ -79,8 +79,19 @@ class LocationContext:
     note_changes: dict[str, str] = field(default_factory=dict)
     # notes already in the destination: contact id -> note ids (a re-read drops the ones not listed)
     known_notes: dict[str, set[str]] = field(default_factory=dict)
-    _calendars: list[dict[str, Any]] | None = None
+    # tasks loaded while open: id -> contact id (None: unknown). One the open listing no longer shows
+    # was completed or deleted since, and is read by id through its contact
+    open_tasks: dict[str, str | None] = field(default_factory=dict)
+    # records webhooks named as changed, read by id: resource -> {id: when noted} (the caller marks
+    # exactly those changes applied after the load)
+    changed_records: dict[str, dict[str, str]] = field(default_factory=dict)
+    # resources whose read failed this run: a sweep with a failure is not a complete sweep
+    failed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # lookups several resources share (custom fields, calendars, products...): fetched once, each
+    # under its own lock so one slow lookup never holds up the others or the reports
+    _shared: dict[str, Any] = field(default_factory=dict)
+    _shared_locks: dict[str, threading.Lock] = field(default_factory=dict)
     # resource -> this location's part of the resource's state, when the run reads outside dlt's
     # extract (see `resource_state`); None: inside an extract, dlt's own state
     states: dict[str, dict[str, Any]] | None = None
@@ -115,39 +126,41 @@ class LocationContext:
         with self._lock:
             return self.reports.setdefault(resource, ResourceReport())
 
+    def shared(self, key: str, fetch: Callable[[LocationContext], Any]) -> Any:
+        """`fetch(self)` once per run for every resource that asks for `key`; a failed fetch is
+        tried again by the next one that asks."""
+        with self._lock:
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._shared:
+                self._shared[key] = fetch(self)
+            return self._shared[key]
+
     def custom_field_definitions(self) -> list[dict[str, Any]]:
         """Definitions for every model, fetched once per run and shared by all resources."""
-        with self._lock:
-            if self._custom_fields is None:
-                body = self.client.get(
-                    settings.LOCATION_CUSTOM_FIELDS.format(location_id=self.location_id),
-                    version=settings.VERSION_2021_07_28,
-                    location_id=self.location_id,
-                    params={"model": "all"},
-                )
-                fields = body.get("customFields")
-                if not isinstance(fields, list):
-                    raise ApiError(f"location {self.location_id}: customFields response has no 'customFields' list")
-                self._custom_fields = fields
-            return self._custom_fields
+        return self.shared("custom_fields", _fetch_custom_fields)  # type: ignore[no-any-return]
 
     def calendars(self, fetch: Callable[[LocationContext], list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """The calendar list, fetched once and shared by `calendars` and `appointments`."""
-        with self._lock:
-            if self._calendars is None:
-                self._calendars = fetch(self)
-            return self._calendars
+        return self.shared("calendars", fetch)  # type: ignore[no-any-return]
 
     def location(self) -> dict[str, Any]:
-        with self._lock:
-            if self._location is None:
-                body = self.client.get(
-                    settings.LOCATION.format(location_id=self.location_id),
-                    version=settings.VERSION_2021_07_28,
-                    location_id=self.location_id,
-                )
-                record = body.get("location")
-                if not isinstance(record, dict):
-                    raise ApiError(f"location {self.location_id}: GET /locations response has no 'location' object")
-                self._location = record
-            return self._location
+        return self.shared("location", _fetch_location)  # type: ignore[no-any-return]
+
+
+def _fetch_custom_fields(ctx: LocationContext) -> list[dict[str, Any]]:
+    body = ctx.client.get(settings.LOCATION_CUSTOM_FIELDS.format(location_id=ctx.location_id),
+                          version=settings.VERSION_2021_07_28, location_id=ctx.location_id, params={"model": "all"})
+    fields = body.get("customFields")
+    if not isinstance(fields, list):
+        raise ApiError(f"location {ctx.location_id}: customFields response has no 'customFields' list")
+    return fields
+
+
+def _fetch_location(ctx: LocationContext) -> dict[str, Any]:
+    body = ctx.client.get(settings.LOCATION.format(location_id=ctx.location_id),
+                          version=settings.VERSION_2021_07_28, location_id=ctx.location_id)
+    record = body.get("location")
+    if not isinstance(record, dict):
+        raise ApiError(f"location {ctx.location_id}: GET /locations response has no 'location' object")
+    return record

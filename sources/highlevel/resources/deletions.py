@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
 
-from ..normalize import custom_value_tombstone
+from ..normalize import custom_value_tombstone, to_iso_z
 from .columns import location_key, text, ts
 from .context import LocationContext
 
@@ -41,3 +42,7 @@ def deletions(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     ctx.report("deletions").rows += len(rows)
     if rows:
         yield rows
+    # a complete sweep (or a location's first run, which reads everything) resets the sweep clock
+    swept = ctx.resource_state("deletions").setdefault("last_sweep", {})
+    if not ctx.failed and ctx.options.end_date is None and (ctx.options.reconcile or ctx.location_id not in swept):
+        swept[ctx.location_id] = to_iso_z(datetime.now(UTC))
