@@ -4,7 +4,7 @@ Same paths, `Version` headers, paging limits, rate limits and headers, token sco
 lag and failure modes as the real API, and never a convenience the real API lacks.
 """
 
-from .config import SandboxConfig
+from .config import REALISTIC_LATENCY, SandboxConfig
 from .server import Sandbox, serve
 
-__all__ = ["Sandbox", "SandboxConfig", "serve"]
+__all__ = ["REALISTIC_LATENCY", "Sandbox", "SandboxConfig", "serve"]

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import oauth, routes_more, routes_tasks
+from . import oauth, routes_lists, routes_more, routes_objects, routes_revenue, routes_tasks
 from . import routes_contacts as rc
 from .gateway import error_response, json_response
+from .revenue_control import ACTIONS as REVENUE_ACTIONS
 from .world import World
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def build_app(sb: Sandbox) -> Starlette:
         Route("/users/search", gw.route(V2021_07_28, bind(rc.search_users), company_ok=True), methods=["GET"]),
         *routes_more.routes(world, gw, sb.opportunity_search),
         *routes_tasks.routes(world, gw),
+        *routes_objects.routes(world, gw),
+        *routes_lists.routes(world, gw),
+        *routes_revenue.routes(world, gw),
         *oauth.routes(sb.oauth, gw),
         *control_routes(sb),
     ]
@@ -140,6 +144,27 @@ def control_routes(sb: Sandbox) -> list[Route]:
             sb.set_rate_limits(**body)
         return {"ok": True}
 
+    def latency(request: Request, body: dict[str, Any]) -> Any:
+        sb.set_latency(**body)
+        return {"fixed_ms": sb.latency.fixed_ms, "per_record_ms": sb.latency.per_record_ms}
+
+    def scopes(request: Request, body: dict[str, Any]) -> Any:
+        location_id, revoked = body.get("locationId"), body.get("revoke")
+        if location_id not in sb.location_ids or not isinstance(revoked, list):
+            raise _BadControl('need {"locationId": <id>, "revoke": [<scope>, ...]}')
+        sb.revoke_scopes(location_id, revoked)
+        return {"ok": True}
+
+    def revenue(request: Request, body: dict[str, Any]) -> Any:
+        """{"locationId", "action": one of revenue_control.ACTIONS, ...its keyword arguments}."""
+        location_id, action = body.pop("locationId", None), body.pop("action", None)
+        if location_id not in sb.location_ids or action not in REVENUE_ACTIONS:
+            raise _BadControl(f'need {{"locationId": <id>, "action": {"|".join(REVENUE_ACTIONS)}, ...}}')
+        try:
+            return {"result": getattr(sb, action)(location_id, **body)}
+        except LookupError as exc:
+            raise _BadControl(str(exc)) from None
+
     def wait_for_index(request: Request, body: dict[str, Any]) -> Any:
         sb.wait_for_index()
         return {"ok": True}
@@ -151,6 +176,9 @@ def control_routes(sb: Sandbox) -> list[Route]:
         Route("/__sandbox__/requests", control(requests), methods=["GET", "DELETE"]),
         Route("/__sandbox__/faults", control(faults), methods=["POST"]),
         Route("/__sandbox__/ratelimits", control(ratelimits), methods=["POST"]),
+        Route("/__sandbox__/latency", control(latency), methods=["POST"]),
         Route("/__sandbox__/opportunity-search", control(opportunity_search), methods=["POST"]),
         Route("/__sandbox__/wait-for-index", control(wait_for_index), methods=["POST"]),
+        Route("/__sandbox__/scopes", control(scopes), methods=["POST"]),
+        Route("/__sandbox__/revenue", control(revenue), methods=["POST"]),
     ]

@@ -14,6 +14,10 @@ class Keep(enum.Enum):
 
 KEEP = Keep.KEEP
 
+# What the benchmarks run with (fixed ms per request, ms per returned record): HighLevel answers in
+# hundreds of milliseconds, a 500-contact page in about half a second
+REALISTIC_LATENCY = (250.0, 0.5)
+
 
 @dataclass(frozen=True)
 class SandboxConfig:
@@ -26,6 +30,9 @@ class SandboxConfig:
     users_per_location: int = 5
     opportunities_per_location: tuple[int, ...] | None = None  # default: a fifth of the contacts
     conversations_per_location: tuple[int, ...] | None = None  # default: a tenth of the contacts
+    # revenue and lead capture (revenue_data.py): invoices and orders per location, twice as many
+    # form submissions, fewer forms, products and subscriptions. Default: a fiftieth of the contacts
+    revenue_per_location: tuple[int, ...] | None = None
     messages_per_conversation: int = 4
     appointments_per_calendar: int = 40
     calendars_per_location: int = 2
@@ -45,6 +52,14 @@ class SandboxConfig:
     # A number of days refuses longer windows with 422; a number of events silently cuts an answer.
     max_event_window_days: int | None = None
     max_events_per_answer: int | None = None
+    # custom objects (objects_data.py): record counts per custom object, one tuple per location in
+    # order; locations past the end have none. Default: two of 1,000+ (more than one search page)
+    # in the first location, one small one in the second, none in the rest.
+    object_records_per_location: tuple[tuple[int, ...], ...] = ((1_200, 1_050), (25,))
+    # latency model (latency.py): every API answer, OAuth included, waits this long before it is sent,
+    # plus `latency_per_record_ms` per record in it; concurrent requests overlap. 0: loopback speed
+    latency_ms: float = 0.0
+    latency_per_record_ms: float = 0.0
 
     def per_location(self, values: tuple[int, ...] | None, divisor: int) -> tuple[int, ...]:
         if values is not None:

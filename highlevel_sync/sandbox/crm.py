@@ -11,7 +11,10 @@ import uuid
 from typing import Any
 
 from . import data
+from .account_lists import seed_account_lists
 from .index import IndexedRecords, Record
+from .objects_data import seed_objects
+from .revenue_data import seed_revenue
 from .tasks_notes import seed_tasks_notes
 from .world import Location, World
 
@@ -61,6 +64,9 @@ def seed_crm(world: World, loc: Location, index: int) -> None:
     loc.extra.update(opportunities=opps, pipelines=pipelines, conversations=conversations, messages=messages,
                      calendars=calendars, events=events)
     seed_tasks_notes(world, loc, index)
+    seed_objects(world, loc, index)
+    seed_account_lists(world, loc, index)
+    seed_revenue(world, loc, index)
 
 
 def make_pipeline(rng: random.Random, location_id: str, name: str) -> Record:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .config import KEEP, Keep
 
@@ -42,6 +43,8 @@ class Faults:
             self.path_prefix: str | None = None  # random faults only for paths starting with this
             # (kind, status, path prefix, location)
             self._queue: list[tuple[str, int, str | None, str | None]] = []
+            # (status, predicate(path, body)): failures that hold until cleared
+            self._rules: list[tuple[int, Callable[[str, Any], bool]]] = []
 
     def set(self, error_rate: float | None = None, error_statuses: Iterable[int] | None = None,
             slow_rate: float | None = None, slow_ms: int | None = None, garbage_rate: float | None = None,
@@ -79,6 +82,14 @@ class Faults:
         """The next n API requests (under `path_prefix`, for `location_id`, if given) get a 200 with HTML."""
         self._enqueue("garbage", 200, path_prefix, n, after, location_id)
 
+    def fail_when(self, status: int, predicate: Callable[[str, Any], bool]) -> None:
+        """Every API request for which `predicate(path, parsed body)` holds answers `status`, until
+        `clear()`: a part of a read that keeps failing, whatever order concurrent requests come in."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status, not {status}")
+        with self._lock:
+            self._rules.append((status, predicate))
+
     def _enqueue(self, kind: str, status: int, path_prefix: str | None, n: int, after: int,
                  location_id: str | None) -> None:
         """`after` matching requests pass untouched first (a failure in the middle of a long read)."""
@@ -86,9 +97,12 @@ class Faults:
             self._queue.extend(("none", 200, path_prefix, location_id) for _ in range(after))
             self._queue.extend((kind, status, path_prefix, location_id) for _ in range(n))
 
-    def draw(self, path: str, location_id: str | None = None) -> Fault:
+    def draw(self, path: str, location_id: str | None = None, body: Any = None) -> Fault:
         """The fault (possibly none) for one API request to `path` counted against `location_id`."""
         with self._lock:
+            for status, predicate in self._rules:
+                if predicate(path, body):
+                    return Fault("status", status)
             for i, (kind, status, prefix, only) in enumerate(self._queue):
                 if (prefix is None or path.startswith(prefix)) and (only is None or only == location_id):
                     del self._queue[i]

@@ -4,7 +4,8 @@ Order, as seen from outside: an unknown token is refused before anything is coun
 token's request is counted against its location (company tokens: the company) before the
 Version header and faults are checked, so a client's mistakes and bad luck cost quota as they do
 upstream. Every API answer, errors included, carries the five rate-limit headers; every success
-body a `traceId`; every error body `{"statusCode", "message"}` (422s: `message` is a list).
+body a `traceId`; every error body `{"statusCode", "message"}` (422s: `message` is a list). Every
+answer then waits out the latency model (latency.py) on the event loop, overlapping the others.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .faults import Faults
+from .latency import Latency, records_in
 from .ratelimit import RateLimiter
+from .scopes import NOT_AUTHORIZED, required_scope
 from .tokens import TokenInfo
 from .world import World
 
@@ -95,10 +98,11 @@ class _BadJson(Exception):
 class Gateway:
     """Wraps route handlers with the behaviour of HighLevel's edge."""
 
-    def __init__(self, world: World, limiter: RateLimiter, faults: Faults) -> None:
+    def __init__(self, world: World, limiter: RateLimiter, faults: Faults, latency: Latency | None = None) -> None:
         self.world = world
         self.limiter = limiter
         self.faults = faults
+        self.latency = latency or Latency()
         self.log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.suspended: set[str] = set()  # shared with the OAuth state
         # one-shot actions run just before a matching request is served: [path prefix, requests to
@@ -145,9 +149,23 @@ class Gateway:
                 response = error_response(400, str(bad), self._headers_for(request, entry), "Bad Request")
             entry["status"] = response.status_code
             self.log.append(entry)
+            await self.latency.wait(entry.get("records", 0))
             return response
 
         return endpoint
+
+    async def fault(self, path: str, key: str | None, headers: dict[str, str] | None = None,
+                    body: Any = None) -> Response | None:
+        """The answer a drawn fault gives instead of the handler's (None: serve normally); a slow
+        fault waits here and then serves normally. Shared with the OAuth token endpoint."""
+        fault = self.faults.draw(path, key, body)
+        if fault.kind == "status":
+            return error_response(fault.status, FAULT_MESSAGES.get(fault.status, "Internal server error"), headers)
+        if fault.kind == "garbage":
+            return Response(GARBAGE, status_code=200, media_type="text/html", headers=headers)
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay_s)
+        return None
 
     def _headers_for(self, request: Request, entry: dict[str, Any]) -> dict[str, str]:
         """Count a request whose body could not be parsed, as upstream does."""
@@ -185,13 +203,12 @@ class Gateway:
         if (token.user_type == "Company" and not company_ok) or (token.user_type == "Location" and not location_ok):
             return error_response(401, "This authClass type is not allowed to access this scope. Please reach out "
                                   "to the Platform team to get it added.", headers)
-        fault = self.faults.draw(request.url.path, key)
-        if fault.kind == "status":
-            return error_response(fault.status, FAULT_MESSAGES.get(fault.status, "Internal server error"), headers)
-        if fault.kind == "garbage":
-            return Response(GARBAGE, status_code=200, media_type="text/html", headers=headers)
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.delay_s)
+        scope = required_scope(request.url.path)
+        if scope is not None and scope not in token.scopes:
+            return error_response(401, NOT_AUTHORIZED, headers, "Unauthorized")
+        faulted = await self.fault(request.url.path, key, headers, body)
+        if faulted is not None:
+            return faulted
         self._run_before(request.url.path)
         try:
             result = handler(Call(request, token, body, query))
@@ -203,6 +220,7 @@ class Gateway:
         except RawAnswer as raw:
             return Response(raw.content, status_code=raw.status, media_type=raw.media_type, headers=headers)
         result.setdefault("traceId", str(uuid.uuid4()))
+        entry["records"] = records_in(result)
         return json_response(200, result, headers)
 
     @staticmethod

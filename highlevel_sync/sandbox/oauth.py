@@ -15,14 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .gateway import ApiFailure, Call, Gateway, json_response, parse_form, unprocessable
-from .tokens import TokenInfo
+from .tokens import READ_SCOPES, TokenInfo
 from .world import World
 
-ALL_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
-                        "conversations/message.readonly", "calendars.readonly", "calendars/groups.readonly",
-                        "calendars/events.readonly", "users.readonly", "locations.readonly",
-                        "locations/customFields.readonly", "locations/tasks.readonly", "oauth.readonly",
-                        "oauth.write"})
+ALL_SCOPES = READ_SCOPES | {"oauth.readonly", "oauth.write"}  # what an install grants
 
 
 @dataclass
@@ -73,14 +69,19 @@ class OAuthState:
 
 
 def token_endpoint(state: OAuthState, gw: Gateway) -> Any:
+    """`POST /oauth/token`: no bearer token and no rate-limit count, so not a `gw.route`; it shares
+    the edge's faults (drawn before the grant is looked at: a faulted refresh rotates nothing) and
+    latency. The log shows the grant type only, never a secret."""
+
     async def endpoint(request: Request) -> Response:
         form = parse_form(await request.body())
         entry: dict[str, Any] = {"ts": time.time(), "method": "POST", "path": "/oauth/token", "query": {},
                                  "body": {"grant_type": form.get("grant_type")}, "location_id": None, "status": 0,
                                  "token_kind": None}
-        response = _token(state, form, entry)
+        response = await gw.fault("/oauth/token", None) or _token(state, form, entry)
         entry["status"] = response.status_code
         gw.log.append(entry)
+        await gw.latency.wait(0)
         return response
 
     return endpoint

@@ -1,6 +1,7 @@
 """Tasks (`POST /locations/{locationId}/tasks/search`) and notes (`GET /contacts/{contactId}/notes`).
 
-Both are `Version: 2021-07-28` routes (locations.json, contacts.json). Faithful where a client can
+Both are `Version: 2021-07-28` routes (locations.json, contacts.json), as is one task by id
+(`GET /contacts/{contactId}/tasks/{taskId}`, scope `contacts.readonly`). Faithful where a client can
 go wrong: the body's `skip`/`limit` are numbers (spec defaults 0 and 25; the spec states no
 maximum, this sandbox refuses more than 100), the path's location must be the token's, a token
 without the route's scope gets HighLevel's 401 "not authorized for this scope" (tasks:
@@ -80,6 +81,19 @@ def search_tasks(world: World, call: Call) -> dict[str, Any]:
     return {"tasks": rows[skip:skip + limit]}
 
 
+def contact_task(world: World, call: Call) -> dict[str, Any]:
+    """`GET /contacts/{contactId}/tasks/{taskId}` -> `{"task": {...}}`, open or completed. A task
+    that is gone, or is not that contact's, answers 404 (undocumented: the spec lists 400 and 401)."""
+    _scope(call, NOTES_SCOPE)  # the contacts family's scope, as the spec has it
+    contact_id, task_id = call.request.path_params["contact_id"], call.request.path_params["task_id"]
+    with world.lock:
+        loc = world.location(call.token.location_id or "")
+        task = loc.extra["tasks"].get(task_id) if loc is not None else None
+        if task is None or task["contactId"] != contact_id:
+            raise ApiFailure(404, "Task not found", "Not Found")
+        return {"task": dict(task)}
+
+
 def contact_notes(world: World, call: Call) -> dict[str, Any]:
     """`{"notes": [...]}`: all of one contact's notes, newest first."""
     _scope(call, NOTES_SCOPE)
@@ -96,4 +110,6 @@ def routes(world: World, gw: Gateway) -> list[Route]:
         Route("/locations/{location_id}/tasks/search", gw.route(V0728, partial(search_tasks, world)),
               methods=["POST"]),
         Route("/contacts/{contact_id}/notes", gw.route(V0728, partial(contact_notes, world)), methods=["GET"]),
+        Route("/contacts/{contact_id}/tasks/{task_id}", gw.route(V0728, partial(contact_task, world)),
+              methods=["GET"]),
     ]

@@ -15,13 +15,16 @@ from typing import Any
 
 import uvicorn
 
-from . import crm, fields
+from . import account_lists, crm, fields, objects_changes
 from .app import build_app
 from .config import KEEP, Keep, SandboxConfig
 from .faults import Faults
 from .gateway import Gateway
+from .latency import Latency
 from .oauth import OAuthState
 from .ratelimit import RateLimiter
+from .revenue_control import RevenueControls
+from .scopes import revoke
 from .search_answers import OpportunitySearchAnswers
 from .webhooks import WebhookEmitter
 from .world import World
@@ -31,7 +34,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
-class Sandbox:
+class Sandbox(RevenueControls):
     """A local HighLevel API with seeded data; use as a context manager or start()/stop()."""
 
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any) -> None:
@@ -44,7 +47,8 @@ class Sandbox:
         self.faults = Faults(self.config.seed)
         # how POST /opportunities/search answers (`.set("405")`...): the API's unconfirmed corner
         self.opportunity_search = OpportunitySearchAnswers()
-        self.gateway = Gateway(self.world, self.limiter, self.faults)
+        self.latency = Latency(self.config.latency_ms, self.config.latency_per_record_ms)
+        self.gateway = Gateway(self.world, self.limiter, self.faults, self.latency)
         self.oauth = OAuthState(self.world)
         self.gateway.suspended = self.oauth.suspended
         self.webhooks = WebhookEmitter(self.config.client_id.split("-")[0])
@@ -121,6 +125,7 @@ class Sandbox:
                                "contacts": len(loc.contacts.truth)} for loc in self.world.locations.values()],
                 "rate_limits": {"max": self.limiter.max_requests, "interval_ms": self.limiter.interval_ms,
                                 "daily_quota": self.limiter.daily_quota},
+                "latency": {"fixed_ms": self.latency.fixed_ms, "per_record_ms": self.latency.per_record_ms},
                 "config": config}
 
     # -- ground truth (ignores index lag) -------------------------------------------------------
@@ -142,10 +147,16 @@ class Sandbox:
 
     def truth(self, location_id: str, family: str) -> list[dict[str, Any]]:
         """Ground truth of another family: opportunities, pipelines, conversations, messages,
-        calendars or events (appointments), as the API would return them, ignoring index lag."""
+        calendars or events (appointments), as the API would return them, ignoring index lag.
+        Also object_schemas, object_records (every custom object's), object_fields, associations,
+        relations, campaigns, workflows, tags, custom_values, links and businesses. Also forms,
+        form_submissions, surveys, survey_submissions, invoices, orders, transactions,
+        subscriptions, products and product_prices (keyed `_id` where the API says so)."""
+        if family == "object_records":
+            return objects_changes.truth_records(self.world, location_id)
         with self.world.lock:
             return copy.deepcopy(sorted(crm.iter_values(self.world.locations[location_id], family),
-                                        key=lambda r: r["id"]))
+                                        key=lambda r: r["id"] if "id" in r else r["_id"]))
 
     # -- mutations (stamped now; search sees them after the index lag) --------------------------
 
@@ -214,6 +225,34 @@ class Sandbox:
         `lastMessageDate` millisecond (see crm.tie_conversations)."""
         return crm.tie_conversations(self.world, location_id, first, count)
 
+    def update_records(self, location_id: str, object_key: str, n: int, notify: str | None = None) -> list[str]:
+        """Update n records of a custom object; with `notify` also deliver RecordUpdate webhooks."""
+        ids = objects_changes.update_records(self.world, location_id, object_key, n)
+        records = objects_changes.current_records(self.world, location_id, object_key, ids) if notify else []
+        objects_changes.notify(self.webhooks, notify, "RecordUpdate", location_id, records)
+        return ids
+
+    def delete_records(self, location_id: str, object_key: str, n: int, notify: str | None = None) -> list[str]:
+        """Delete n records of a custom object and their relations; with `notify` also deliver
+        RecordDelete webhooks (and none for the relations that go with them)."""
+        gone = objects_changes.delete_records(self.world, location_id, object_key, n)
+        objects_changes.notify(self.webhooks, notify, "RecordDelete", location_id, gone)
+        return [str(record["id"]) for record in gone]
+
+    def add_relation(self, location_id: str, notify: str | None = None) -> str:
+        """Relate a custom-object record to a contact; with `notify` also deliver RelationCreate."""
+        relation = objects_changes.add_relation(self.world, location_id)
+        objects_changes.notify(self.webhooks, notify, "RelationCreate", location_id, [relation])
+        return str(relation["id"])
+
+    def rename_tag(self, location_id: str) -> str:
+        return account_lists.rename_tag(self.world, location_id)
+
+    def add_object_field(self, location_id: str, object_key: str, name: str, data_type: str,
+                         options: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Define a field on a custom object; records get values for it when next updated."""
+        return objects_changes.add_object_field(self.world, location_id, object_key, name, data_type, options)
+
     def before_request(self, path_prefix: str, action: Any, after: int = 0) -> None:
         """Run `action()` once, just before the (after + 1)-th API request under `path_prefix` is
         served: someone editing the account while a client is in the middle of a read."""
@@ -239,6 +278,11 @@ class Sandbox:
         """Change the limits at run time (omitted ones stay; None switches one off); counting restarts."""
         self.limiter.configure(max, interval_ms, daily_quota)
 
+    def set_latency(self, fixed_ms: float | Keep = KEEP, per_record_ms: float | Keep = KEEP) -> None:
+        """Change the latency model at run time (omitted ones stay): every API answer waits
+        `fixed_ms` plus `per_record_ms` per record it carries; concurrent requests overlap."""
+        self.latency.set(fixed_ms, per_record_ms)
+
     def reset_rate_limits(self) -> None:
         """Back to the configured limits, with nothing counted."""
         self.limiter.configure(self.config.rate_limit_max, self.config.rate_limit_interval_ms,
@@ -262,6 +306,11 @@ class Sandbox:
     def auth_code(self, user_type: str = "Company", location_id: str | None = None) -> str:
         with self.world.lock:
             return self.oauth.code(user_type, location_id)
+
+    def revoke_scopes(self, location_id: str, scopes: list[str] | set[str] | tuple[str, ...]) -> None:
+        """Take `scopes` from the location's PIT and OAuth tokens (refreshes keep them out too):
+        its requests then get HighLevel's 401 "The token is not authorized for this scope."."""
+        revoke(self.world, self.oauth, location_id, frozenset(scopes))
 
     def suspend(self, location_id: str) -> None:
         self.oauth.suspended.add(location_id)

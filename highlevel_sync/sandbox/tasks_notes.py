@@ -2,9 +2,9 @@
 
 Shapes follow the specs: a task as `TaskSchema` (contacts.json; the location-wide search's own
 response schema types its items as arrays, a doc bug) plus the `dateAdded` the Task* webhooks
-carry; a note as `GetNoteSchema`. Neither has a `dateUpdated`, which is why the source re-reads
-tasks in full and reads notes per changed contact. Seeded from their own random stream, so adding
-them changed none of the other seeded data.
+carry; a note as `GetNoteSchema`. Neither has a `dateUpdated`, which is why the source reads open
+tasks every run (the search's `completed` filter) and notes per changed contact. Seeded from their
+own random stream, so adding them changed none of the other seeded data.
 """
 
 from __future__ import annotations

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 READ_SCOPES = frozenset({"contacts.readonly", "opportunities.readonly", "conversations.readonly",
                          "conversations/message.readonly", "calendars.readonly", "calendars/groups.readonly",
                          "calendars/events.readonly", "users.readonly", "locations.readonly",
-                         "locations/customFields.readonly", "locations/tasks.readonly"})
+                         "locations/customFields.readonly", "locations/tasks.readonly",
+                         # custom objects and the account's small lists (routes_objects.py, routes_lists.py)
+                         "objects/schema.readonly", "objects/record.readonly", "associations.readonly",
+                         "associations/relation.readonly", "campaigns.readonly", "workflows.readonly",
+                         "locations/tags.readonly", "locations/customValues.readonly", "links.readonly",
+                         "businesses.readonly",
+                         # revenue and lead capture (routes_revenue.py)
+                         "forms.readonly", "surveys.readonly", "invoices.readonly", "payments/orders.readonly",
+                         "payments/transactions.readonly", "payments/subscriptions.readonly", "products.readonly",
+                         "products/prices.readonly"})
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from highlevel_sync.sandbox import Sandbox
+from highlevel_sync.sandbox import Sandbox, tasks_notes
 from highlevel_sync.sandbox.tokens import READ_SCOPES, TokenInfo
 
 from .conftest import RATE_HEADERS, Api
@@ -71,6 +71,9 @@ def test_each_route_needs_its_scope(small: Sandbox) -> None:
     assert no_tasks.get(f"/contacts/{contact_id}/notes").status_code == 200
     assert no_contacts.get(f"/contacts/{contact_id}/notes").status_code == 401
     assert no_contacts.http.post(tasks_path(small), json={}).status_code == 200
+    task = small.truth(location_id, "tasks")[0]
+    by_id = f"/contacts/{task['contactId']}/tasks/{task['id']}"  # contacts family: contacts.readonly
+    assert no_contacts.get(by_id).status_code == 401 and no_tasks.get(by_id).status_code == 200
 
 
 def test_notes_of_a_contact_are_all_there_unpaged(small: Sandbox) -> None:
@@ -112,3 +115,21 @@ def test_same_seed_same_tasks_and_notes(highlevel_sandbox_factory: Any) -> None:
     location_id = sb.location_ids[0]
     assert sb.truth(location_id, "notes") == again.truth(location_id, "notes")
     assert sb.truth(location_id, "tasks") == again.truth(location_id, "tasks")
+
+
+def test_one_task_by_id_through_its_contact(small: Sandbox) -> None:
+    api = Api(small)
+    loc = api.location_id
+    task = next(t for t in small.truth(loc, "tasks") if t["completed"])
+    found = api.get(f"/contacts/{task['contactId']}/tasks/{task['id']}")
+    assert found.status_code == 200 and found.json()["task"] == task and "traceId" in found.json()
+    other = next(c["id"] for c in small.truth_contacts(loc) if c["id"] != task["contactId"])
+    assert api.get(f"/contacts/{other}/tasks/{task['id']}").status_code == 404  # not that contact's task
+    tasks_notes.delete_task(small.world, loc, task["id"])
+    gone = api.get(f"/contacts/{task['contactId']}/tasks/{task['id']}")
+    assert gone.status_code == 404 and gone.json()["message"] == "Task not found"
+    assert Api(small, loc, version=None).get(f"/contacts/{other}/tasks/x").status_code == 400  # Version header
+    # another location's token cannot read it
+    theirs = Api(small, small.location_ids[1])
+    alive = next(t for t in small.truth(loc, "tasks"))
+    assert theirs.get(f"/contacts/{alive['contactId']}/tasks/{alive['id']}").status_code == 404
