@@ -1,9 +1,9 @@
 """Feed what the webhook inbox knows into a location's run, and record what it applied.
 
-The source never touches the inbox: this layer reads pending tombstones (and the appointments
-webhooks named, which the run reads by id) before the run, hands them to the resources, and marks
-them applied only after the load committed, so a crash in between re-applies them (hard deletes
-and reads by id are idempotent) instead of losing them.
+The source never touches the inbox: this layer reads pending tombstones (and the appointments,
+invoices, orders... webhooks named, which the run reads by id) before the run, hands them to the
+resources, and marks them applied only after the load committed, so a crash in between re-applies
+them (hard deletes and reads by id are idempotent) instead of losing them.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sources.highlevel.endpoints import LISTS
 from sources.highlevel.normalize import to_utc
 from sources.highlevel.resources.context import LocationContext
 
 logger = logging.getLogger("highlevel.deletions")
 
+LoadedTask = tuple[str | None, bool | None]  # a loaded task's contact id and completed flag
 SWEPT_RESOURCES = ("contacts", "opportunities")  # listed in full by the reconcile sweep
 # appointments are swept too, but only within the time window the sweep re-reads: see
 # `loaded_appointments` and resources/calendars.py
@@ -34,11 +36,11 @@ def open_inbox(path: str | None) -> Any:
 
 
 def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, resources: list[str],
-            loaded_tasks: set[str] | None = None) -> None:
+            loaded_tasks: dict[str, LoadedTask] | None = None) -> None:
     """Load pending deletions (and, for a sweep, the ids already loaded) into the context.
 
     Only for the resources this run syncs: the others' tombstones stay pending until a run applies them.
-    `loaded_tasks`: the location's loaded task ids, read for all locations at once (`loaded_ids_by_location`).
+    `loaded_tasks`: the location's loaded tasks, read for all locations at once (`loaded_tasks_by_location`).
     """
     if inbox is not None:
         for deletion in inbox.pending_deletions(ctx.location_id):
@@ -51,14 +53,20 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
         if "notes" in resources:  # NoteCreate/Update: the contact whose notes to read again
             for change in inbox.pending_changes(ctx.location_id, "notes"):
                 ctx.note_changes[change.id] = change.changed_at
+        for resource in (r for r in LISTS if r in resources):  # invoices, orders...: read by id; prices: per product
+            changed = {change.id: change.changed_at for change in inbox.pending_changes(ctx.location_id, resource)}
+            if changed:
+                ctx.changed_records[resource] = changed
     if "notes" in resources:
         # contacts loaded since the notes read last looked (all of them the first time): runs without
         # notes, or killed before their notes loaded, moved the contacts cursor past them; the
         # contacts read of this run adds its own changes
         ctx.changed_contacts = loaded_contacts(pipeline, ctx.location_id, notes_covered(ctx))
         ctx.known_notes = loaded_notes(pipeline, ctx.location_id)
-    if "tasks" in resources:  # read in full every run: every run sweeps
-        ctx.known_ids["tasks"] = loaded_tasks or set()
+    if "tasks" in resources:  # open ones listed every run: a loaded open task not listed is read by id
+        ctx.known_ids["tasks"] = set(loaded_tasks or ())
+        ctx.open_tasks = {task_id: contact_id for task_id, (contact_id, completed) in (loaded_tasks or {}).items()
+                          if not completed}
     if reconcile:
         for resource in (r for r in SWEPT_RESOURCES if r in resources):
             ctx.known_ids[resource] = loaded_ids(pipeline, resource, ctx.location_id)
@@ -74,6 +82,7 @@ def forget(ctx: LocationContext, resource: str) -> None:
         ctx.changed_appointments.clear()
     if resource == "notes":
         ctx.note_changes.clear()
+    ctx.changed_records.pop(resource, None)
 
 
 def loaded_ids(pipeline: Any, table: str, location_id: str) -> set[str]:
@@ -102,6 +111,24 @@ def loaded_ids_by_location(pipeline: Any, table: str, locations: Collection[str]
     for location_id, record_id in rows or ():
         if location_id in wanted:
             loaded.setdefault(location_id, set()).add(str(record_id))
+    return loaded
+
+
+def loaded_tasks_by_location(pipeline: Any, locations: Collection[str]) -> dict[str, dict[str, LoadedTask]]:
+    """The loaded tasks of each of `locations`, in one query: id -> (contact id, completed). Every run
+    judges the open ones the open listing no longer shows (resources/tasks.py)."""
+    wanted = set(locations)
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql("select location_id, id, contact_id, completed from "
+                                      f"{client.make_qualified_table_name('tasks')}")
+    except Exception:  # the table (or a column) does not exist yet: nothing loaded
+        return {}
+    loaded: dict[str, dict[str, LoadedTask]] = {}
+    for location_id, task_id, contact_id, completed in rows or ():
+        if location_id in wanted:
+            loaded.setdefault(location_id, {})[str(task_id)] = (
+                None if contact_id is None else str(contact_id), None if completed is None else bool(completed))
     return loaded
 
 
@@ -177,6 +204,9 @@ def commit(ctx: LocationContext, inbox: Any) -> None:
     # read, or deferred into the notes state that this load committed: either way no longer pending
     inbox.mark_changes_applied([Change("notes", contact_id, ctx.location_id, changed_at)
                                 for contact_id, changed_at in ctx.note_changes.items()])
+    inbox.mark_changes_applied([Change(resource, record_id, ctx.location_id, changed_at)
+                                for resource, changed in ctx.changed_records.items()
+                                for record_id, changed_at in changed.items()])
     applied = [(resource, str(d["id"]), ctx.location_id) for resource, items in ctx.deletions.items()
                for d in items]
     for found in ctx.swept:

@@ -14,7 +14,7 @@ import httpx
 
 from .errors import AuthError, ConfigError
 from .killpoints import kill_point
-from .oauth import OAuthApp
+from .oauth import AgencyTokenRefused, OAuthApp
 from .tokenstore import StoreData, TokenSet, TokenStore
 
 
@@ -105,12 +105,16 @@ class TokenManager:
             if key == COMPANY_KEY or (stored is not None and not stored.minted and stored.refresh_token):
                 if stored is None:
                     raise AuthError("no company token stored; run `highlevel-sync auth login`")
-                fresh = self.app.refresh(stored)
+                fresh = self.app.refresh(stored, stored=lambda: self._lookup(self.store.load(), key))
                 self.refreshes += 1
                 fresh = _keep_identity(fresh, stored)
             else:
                 company = self._company_locked(data)
-                fresh = self.app.mint_location_token(company, key)
+                try:
+                    fresh = self.app.mint_location_token(company, key)
+                except AgencyTokenRefused:  # revoked or expired early: renew it, then mint once more
+                    company = self.renew(COMPANY_KEY, rejected=company)
+                    fresh = self.app.mint_location_token(company, key)
                 self.mints += 1
                 data = self.store.load()  # company tokens may have rotated inside _company_locked
             if key == COMPANY_KEY:

@@ -1,4 +1,5 @@
-"""Tasks are re-read in full and equal the sandbox's; notes follow changed contacts, under a request cap."""
+"""Tasks: open ones every run, completed ones in the sweep, equal to the sandbox's; notes follow changed
+contacts, under a request cap."""
 
 from __future__ import annotations
 
@@ -56,29 +57,81 @@ def notes_requests(h: Harness, location_id: str) -> Counter[str]:
                    if r["path"].endswith("/notes") and r["location_id"] == location_id)
 
 
-def test_tasks_equal_the_sandbox_and_deleted_ones_are_swept(h: Harness) -> None:
+def task_requests(h: Harness, location_id: str) -> Counter[str]:
+    """Task requests of one location since the log was last cleared: searches by `completed`
+    filter ("all" without one), and reads by id."""
+    found: Counter[str] = Counter()
+    for r in h.sb.requests():
+        if r["location_id"] != location_id:
+            continue
+        if r["path"] == f"/locations/{location_id}/tasks/search":
+            found[{None: "all", False: "open", True: "completed"}[r["body"].get("completed")]] += 1
+        elif "/tasks/" in r["path"] and r["path"].startswith("/contacts/"):
+            found["by id"] += 1
+    return found
+
+
+def test_open_tasks_every_run_completed_ones_in_the_sweep(h: Harness) -> None:
     locations = h.sb.location_ids
-    first = h.run(locations=locations, resources=["tasks"])
+    first = h.run(locations=locations, resources=["tasks"])  # first run: every task
     assert first.ok, [r.error for r in first.locations]
     for loc in locations:
         assert loaded_tasks(h, loc) == truth_tasks(h, loc)
         assert {r["path"] for r in h.sb.requests("/locations/") if r["location_id"] == loc} == {
             f"/locations/{loc}/tasks/search"}
+        assert task_requests(h, loc) == Counter(all=1)
+    open_ = {loc: [t for t in h.sb.truth(loc, "tasks") if not t["completed"]] for loc in locations}
+    assert all(open_.values()) and all(len(open_[loc]) < len(h.sb.truth(loc, "tasks")) for loc in locations)
 
-    quiet = h.run(locations=locations, resources=["tasks"])  # nothing changed: read, not loaded
-    assert quiet.ok and all(not r.rows for r in quiet.locations), [r.rows for r in quiet.locations]
+    h.sb.clear_requests()
+    quiet = h.run(locations=locations, resources=["tasks"])  # nothing changed: only the open ones are read
+    assert quiet.ok
+    for result in quiet.locations:  # a new listing (open only): its rows merge once, unchanged
+        assert result.rows == {"tasks": len(open_[result.location_id])}
+        assert task_requests(h, result.location_id) == Counter(open=1)
+    quieter = h.run(locations=locations, resources=["tasks"])  # the same listing again: read, not loaded
+    assert quieter.ok and all(not r.rows for r in quieter.locations), [r.rows for r in quieter.locations]
 
     loc = h.big
     contact = h.sb.truth_contacts(loc)[0]["id"]
     added = tasks_notes.add_task(h.sb.world, loc, contact)
-    victim, done = (t["id"] for t in h.sb.truth(loc, "tasks")[:2] if t["id"] != added["id"])
+    victim, done = (t["id"] for t in open_[loc][:2])
+    finished = next(t["id"] for t in h.sb.truth(loc, "tasks") if t["completed"])
     tasks_notes.complete_task(h.sb.world, loc, done)
     tasks_notes.delete_task(h.sb.world, loc, victim)
+    tasks_notes.delete_task(h.sb.world, loc, finished)
+    h.sb.clear_requests()
     changed = h.run(locations=locations, resources=["tasks"])
     assert changed.ok
-    assert loaded_tasks(h, loc) == truth_tasks(h, loc)
+    # the completed and the deleted open task were read by id: one is merged, the other deleted
+    assert task_requests(h, loc) == Counter({"open": 1, "by id": 2})
+    completed_row = next(t for t in loaded_tasks(h, loc) if t[0] == done)
+    assert completed_row[3] is True and any(t[0] == added["id"] for t in loaded_tasks(h, loc))
+    # a deleted completed task is invisible to the open listing: still loaded until the sweep
+    assert [t[0] for t in loaded_tasks(h, loc)] == sorted([t[0] for t in truth_tasks(h, loc)] + [finished])
     assert h.query("select id, resource, detected_by from highlevel.deletions") == [(victim, "tasks", "sweep")]
     assert loaded_tasks(h, locations[1]) == truth_tasks(h, locations[1])
+
+    h.sb.clear_requests()
+    swept = h.run(locations=locations, resources=["tasks"], reconcile=True)
+    assert swept.ok and task_requests(h, loc) == Counter(all=1)
+    assert loaded_tasks(h, loc) == truth_tasks(h, loc)
+    assert sorted(h.query("select id, resource, detected_by from highlevel.deletions")) == sorted(
+        [(victim, "tasks", "sweep"), (finished, "tasks", "sweep")])
+
+
+def test_a_no_change_run_on_a_big_location_reads_only_the_open_tasks(highlevel_sandbox_factory: Any,
+                                                                     tmp_path: Path) -> None:
+    h = Harness(highlevel_sandbox_factory(index_lag_s=0.2), tmp_path)  # the demo's data: 12,500 contacts
+    loc = h.big
+    every, open_ = len(h.sb.truth(loc, "tasks")), sum(not t["completed"] for t in h.sb.truth(loc, "tasks"))
+    assert every > 3_000
+    assert h.run(resources=["tasks"]).ok
+    assert task_requests(h, loc) == Counter(all=-(-every // 100))  # 32: the first run reads every task
+    h.sb.clear_requests()
+    assert h.run(resources=["tasks"]).ok
+    assert task_requests(h, loc) == Counter(open=-(-open_ // 100))  # 20 (1,911 open), not 32
+    assert loaded_tasks(h, loc) == truth_tasks(h, loc)
 
 
 def test_notes_are_read_only_for_changed_contacts(h: Harness) -> None:
@@ -201,12 +254,12 @@ def test_a_task_deleted_mid_read_hides_no_other_from_the_sweep(highlevel_sandbox
     h.sb.before_request(f"/locations/{loc}/tasks/search", lambda: tasks_notes.delete_task(h.sb.world, loc,
                                                                                           first["id"]), after=1)
     h.sb.clear_requests()
-    assert h.run(resources=["tasks"]).ok
+    assert h.run(resources=["tasks"], reconcile=True).ok  # the sweep lists every task
     assert len(h.sb.requests("/locations/")) == 4  # two pages, and two again: a listed task went missing
     # the hidden task was not called deleted; the deleted one was listed on page one, so it stays a run
     assert [t[0] for t in loaded_tasks(h, loc)] == sorted([t[0] for t in truth_tasks(h, loc)] + [first["id"]])
     assert h.query("select count(*) from information_schema.tables where table_name = 'deletions'") == [(0,)]
-    assert h.run(resources=["tasks"]).ok
+    assert h.run(resources=["tasks"], reconcile=True).ok
     assert loaded_tasks(h, loc) == truth_tasks(h, loc)
     assert h.query("select id, detected_by from highlevel.deletions") == [(first["id"], "sweep")]
 
