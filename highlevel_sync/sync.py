@@ -188,7 +188,8 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
                           skippable=plan.resources if request.resources is None else ())
         # stage 2 runs in the fetcher's workers; each batch is what they finished reading
         for batch in fetcher.batches(locations, plan.options.chunk_rows or LOAD_BATCH_ROWS):
-            failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress)  # stage 3
+            failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress,  # stage 3
+                                        plan.config.run_lock_timeout_s)
             if failure is not None:  # the destination refused: nothing more can commit in this run
                 fetcher.cancel()
                 book.stop(failure, locations)
@@ -343,7 +344,7 @@ def _converter(plan: Plan, pipeline: Any) -> Convert:
 # -- stage 3: extract, normalize, load ----------------------------------------------------------
 
 def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, table_rows: dict[str, int],
-                      progress: ProgressSink | None) -> str | None:
+                      progress: ProgressSink | None, lock_timeout_s: float | None = None) -> str | None:
     """Extract the batch (per location if together fails), then normalize and load it.
 
     Returns why the load failed, or None. A location whose extract fails is dropped from the run:
@@ -364,7 +365,8 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         logger.info("normalizing and loading %d read(s)", len(batch.units))
         try:
             pipeline.normalize()
-            with dataset_lock(pipeline):  # other pipelines (Airflow shards) may load this dataset too
+            # other pipelines (Airflow shards) may load this dataset too: wait for them, within bounds
+            with dataset_lock(pipeline, lock_timeout_s):
                 pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
         except Exception as exc:
             logger.debug("load failed", exc_info=True)

@@ -8,7 +8,6 @@ non-JSON body) and maps everything else to the exceptions in `errors.py`.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
 from collections import Counter
@@ -19,9 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState
 
-from . import settings
+from . import retries, settings
 from .errors import (
     ApiError,
     AuthError,
@@ -67,7 +66,7 @@ class HighLevelClient:
         *,
         timeout_s: float = settings.DEFAULT_TIMEOUT_S,
         max_attempts: int = settings.DEFAULT_MAX_ATTEMPTS,
-        backoff_base_s: float = 0.5,
+        backoff_base_s: float = settings.DEFAULT_BACKOFF_BASE_S,
         backoff_max_s: float = settings.DEFAULT_BACKOFF_MAX_S,
         transport: httpx.BaseTransport | None = None,
         max_in_flight: int = settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT,
@@ -115,13 +114,8 @@ class HighLevelClient:
         json: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One logical request: paced, retried, and decoded; raises HighLevelError subclasses."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(RetryableError),
-            before_sleep=self._before_retry(location_id, path),
-            reraise=True,
-        )
+        retrying = retries.retrying(self._max_attempts, self._backoff_base_s, self._backoff_max_s,
+                                    before_sleep=self._before_retry(location_id, path))
         try:
             for attempt in retrying:
                 with attempt:
@@ -241,13 +235,6 @@ class HighLevelClient:
             raise _map_error(status, body, response.request.method, response.request.url.path, location_id)
         return body
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableError) and exc.wait_s:
-            return float(exc.wait_s)
-        exp = self._backoff_base_s * float(2 ** (state.attempt_number - 1))
-        return min(self._backoff_max_s, exp) * (0.5 + random.random() / 2)
-
     def _before_retry(self, location_id: str, path: str) -> Callable[[RetryCallState], None]:
         def log(state: RetryCallState) -> None:
             with self._lock:
@@ -279,11 +266,12 @@ class HighLevelClient:
 def _template(path: str, location_id: str) -> str:
     """Group request counts by endpoint, not by id."""
     path = path.replace(location_id, "{locationId}") if location_id else path
-    return _BY_ID.sub(lambda m: (m.group(1) or m.group(2)) + "{id}", path)
+    return _BY_ID.sub("/{id}", path)
 
 
-# paths that name a record (fetch by id, a contact's notes): counted together
-_BY_ID = re.compile(r"(/calendars/events/appointments/)[^/]+$|(/contacts/)(?!search$)[^/]+(?=/notes$)")
+# path segments that name a record (an appointment, a contact's notes, a product's prices, an
+# invoice...): HighLevel's ids are 20+ letters and digits; counted together
+_BY_ID = re.compile(r"/(?!search\b)[A-Za-z0-9]{20,}(?=/|$)")
 
 
 def _map_error(status: int, body: dict[str, Any], method: str, path: str, location_id: str) -> HighLevelError:

@@ -30,8 +30,9 @@ class Harness:
     def run(self, locations: list[str] | None = None, client_options: dict[str, Any] | None = None,
             config: dict[str, Any] | None = None, **request: Any) -> SyncResult:
         locations = locations or [self.big]
+        # scheduled sweeps off unless a test turns them on: a due sweep would change what a run reads
         settings = validate({"base_url": self.sb.base_url, "location_ids": locations, "max_attempts": 6,
-                             **(config or {})})
+                             "sweep_every_hours": 0, **(config or {})})
         auth = StaticAuthProvider({loc: self.sb.token_for(loc) for loc in self.sb.location_ids})
         request.setdefault("resources", CONTACT_RESOURCES)
         sync = SyncRequest(destination=duckdb_destination(self.db_path), pipelines_dir=str(self.pipelines_dir),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import dlt
@@ -25,6 +25,7 @@ import dlt
 from .. import settings
 from ..normalize import shape_contact, to_iso_z, to_utc
 from ..paginators import RowLimit, prefetch, search_after_pages
+from ..slices import sliced_walk
 from .columns import json_column, text, ts
 from .context import LocationContext
 from .cursors import LocationCursor
@@ -119,12 +120,28 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
             settings.CONTACTS_SEARCH, version=settings.VERSION_2021_07_28, location_id=ctx.location_id, json=request
         )
 
-    # a reconcile sweep lists every contact (no filter) to find the ones that disappeared
-    body = _search_body(ctx.location_id, None if reconcile else since, until)
     page_size = ctx.options.contacts_page_size
+
+    def walk(lo: int | None, hi: int | None, marker: list[Any] | None) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+        return search_after_pages(fetch, _search_body(ctx.location_id, _instant(lo), _instant(hi)), "contacts",
+                                  page_size, after=marker)
+
+    # a reconcile sweep lists every contact (no filter) to find the ones that disappeared; the
+    # walk goes in time slices side by side (slices.py), the pages still arrive in order
+    lo = None if reconcile or since is None else _epoch_ms(since)
+    # a chunk cut leaves the walk's slices fetching ahead: the next chunk of this run takes them up
+    # where this one stopped instead of fetching those pages again
+    walks: dict[str, Any] = ctx.shared("open_walks", lambda _: {})
+    left = walks.pop("contacts", None)
+    if left is not None and point is not None and left[0] == repr(after):
+        pages = left[1]
+    else:
+        if left is not None:
+            left[1].close()
+        pages = sliced_walk(walk, "dateUpdated", page_size, lo, None if until is None else _epoch_ms(until), after)
     limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size, already=seen)
     last_page: list[dict[str, Any]] = []
-    for page, response in prefetch(limit(search_after_pages(fetch, body, "contacts", page_size, after=after))):
+    for page, response in prefetch(limit(pages)):
         if isinstance(response.get("total"), int):
             report.total = response["total"]
         for contact in page:
@@ -156,12 +173,21 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
         )
     if limit.cut:
         marker = last_page[-1].get("searchAfter") or last_page[-1].get("sort")
+        walks["contacts"] = (repr(marker), pages)
         cursor.stop_at({"since": to_iso_z(since) if since else None, "after": marker, "read": seen})
         report.more = True
         return
     cursor.stop_at(None)
     yield from tables.delete(deleted | (set(ctx.sweep("contacts", listed)) if reconcile and until is None else set()))
     cursor.finish()
+
+
+def _epoch_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def _instant(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _search_body(location_id: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:

@@ -149,11 +149,11 @@ def _date_window(ctx: LocationContext, spec: ListEndpoint, cursor: LocationCurso
     options = ctx.options
     now = datetime.now(UTC)
     start: date = options.start_date.date() if options.start_date else EARLIEST
-    if cursor is not None:
-        since = cursor.window_start()
-        if since is not None:  # the filter takes dates: the cursor's day again, and one more for time zones
-            start = max(start, (since - timedelta(days=1)).date())
-    elif not first and not options.reconcile and not options.full_refresh:
+    # a sweep reads everything (what it does not list is gone); other runs read what may have changed
+    since = cursor.window_start() if cursor is not None and not options.reconcile else None
+    if since is not None:  # the filter takes dates: the cursor's day again, and one more for time zones
+        start = max(start, (since - timedelta(days=1)).date())
+    elif cursor is None and not (first or options.reconcile or options.full_refresh):
         start = max(start, (now - timedelta(days=options.payments_days_back + 1)).date())
     end = options.end_date.date() if options.end_date else (now + timedelta(days=1)).date()
     return {"startAt": start.isoformat(), "endAt": end.isoformat()}
