@@ -53,7 +53,8 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
         if "notes" in resources:  # NoteCreate/Update: the contact whose notes to read again
             for change in inbox.pending_changes(ctx.location_id, "notes"):
                 ctx.note_changes[change.id] = change.changed_at
-        for resource in (r for r in LISTS if r in resources):  # invoices, orders...: read by id; prices: per product
+        # invoices, orders, custom-object records...: read by id; prices: per product; relations: per record
+        for resource in (r for r in (*LISTS, "object_records", "relations") if r in resources):
             changed = {change.id: change.changed_at for change in inbox.pending_changes(ctx.location_id, resource)}
             if changed:
                 ctx.changed_records[resource] = changed
@@ -63,6 +64,8 @@ def prepare(ctx: LocationContext, inbox: Any, pipeline: Any, reconcile: bool, re
         # contacts read of this run adds its own changes
         ctx.changed_contacts = loaded_contacts(pipeline, ctx.location_id, notes_covered(ctx))
         ctx.known_notes = loaded_notes(pipeline, ctx.location_id)
+    if "relations" in resources:  # a record's re-read relations replace its loaded ones
+        ctx.known_relations = loaded_relations(pipeline, ctx.location_id)
     if "tasks" in resources:  # open ones listed every run: a loaded open task not listed is read by id
         ctx.known_ids["tasks"] = set(loaded_tasks or ())
         ctx.open_tasks = {task_id: contact_id for task_id, (contact_id, completed) in (loaded_tasks or {}).items()
@@ -170,6 +173,24 @@ def loaded_notes(pipeline: Any, location_id: str) -> dict[str, set[str]]:
     loaded: dict[str, set[str]] = {}
     for contact_id, note_id in rows:
         loaded.setdefault(str(contact_id), set()).add(str(note_id))
+    return loaded
+
+
+def loaded_relations(pipeline: Any, location_id: str) -> dict[str, set[str]]:
+    """Loaded relations under each of their two records, so re-reading a record's relations (or
+    deleting the record) finds the ones gone since."""
+    try:
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql(
+                f"select id, first_record_id, second_record_id from {client.make_qualified_table_name('relations')}"
+                " where location_id = %s", location_id)
+    except Exception:  # the table does not exist yet
+        return {}
+    loaded: dict[str, set[str]] = {}
+    for relation_id, first, second in rows:
+        for record_id in (first, second):
+            if record_id is not None:
+                loaded.setdefault(str(record_id), set()).add(str(relation_id))
     return loaded
 
 

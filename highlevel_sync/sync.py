@@ -69,7 +69,7 @@ DEFAULT_INBOX = ".dlt/highlevel_webhooks.sqlite"
 # the high-volume resources, loaded as Arrow tables unless `columnar` is off
 COLUMNAR_RESOURCES = ("contacts", "opportunities", "conversations", "messages")
 # resources whose deletions the `deletions` table records
-DELETABLE = {"contacts", "opportunities", "appointments", "tasks", "notes", *LISTS}
+DELETABLE = {"contacts", "opportunities", "appointments", "tasks", "notes", *LISTS, "object_records", "relations"}
 DEFAULT_DATASET = "highlevel"
 # rows one extract + load cycle takes at most when reads are not chunked (chunk_rows = 0);
 # otherwise chunk_rows: a big backfill loads chunk by chunk, small locations share a cycle
@@ -220,7 +220,7 @@ class _Book:
     def planned(self, locations: list[str]) -> None:
         if "tasks" in self.plan.resources:  # every run judges loaded open tasks: all of them, in one query
             self.loaded_tasks = deletions.loaded_tasks_by_location(self.pipeline, locations)
-        for name in (name for name in self.plan.resources if name in LISTS):
+        for name in (name for name in self.plan.resources if name in LISTS or name == "object_records"):
             self.loaded_lists[name] = deletions.loaded_ids_by_location(self.pipeline, name, locations)
         if self.progress is not None:
             self.progress.locations_planned(len(locations))
@@ -274,8 +274,10 @@ def open_inbox(request: SyncRequest) -> Any:
 
 def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None) -> Plan:
     names = request.resources
-    if names is None and config.sync_notes:  # notes are opt-in: one request per changed contact
-        names = [*DEFAULT_RESOURCES, "notes"]
+    if names is None and (config.sync_notes or config.sync_relations):
+        # notes and relations are opt-in: one request per changed contact, per changed record
+        names = [*DEFAULT_RESOURCES, *(["notes"] if config.sync_notes else []),
+                 *(["relations"] if config.sync_relations else [])]
     resources = select_resources(names)
     if auth is None:
         credentials = resolve_credentials(config, request.locations)
@@ -296,7 +298,9 @@ def _plan(request: SyncRequest, config: SourceConfig, auth: AuthProvider | None)
         appointment_lookback=config.appointment_lookback,
         appointment_lookahead=config.appointment_lookahead,
         notes_max_requests=config.notes_max_requests,
+        relations_max_requests=config.relations_max_requests,
         payments_days_back=config.payments_days_back,
+        search_slices=config.search_slices,
         full_refresh=request.full_refresh,
         reconcile=request.reconcile,
     )

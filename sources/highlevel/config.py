@@ -53,6 +53,8 @@ class SourceConfig:
     # requests in flight at once across every location of a run (each location stays within its
     # own budget): what hides HighLevel's latency
     max_requests_in_flight: int = settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT
+    # time slices a long search walk is read in, side by side (1: one walk, a page at a time)
+    search_slices: int = settings.DEFAULT_SEARCH_SLICES
     # a plain run also sweeps (full re-read, deletions) a location whose last sweep is older; 0: never
     sweep_every_hours: float = settings.DEFAULT_SWEEP_EVERY_HOURS
     # invoices, orders, transactions, subscriptions change after creation and have no change filter:
@@ -95,6 +97,7 @@ def load_config(**overrides: Any) -> SourceConfig:
         "sync_notes": _lookup("sync_notes"),
         "notes_max_requests": _lookup("notes_max_requests"),
         "max_requests_in_flight": _lookup("max_requests_in_flight"),
+        "search_slices": _lookup("search_slices"),
         "sweep_every_hours": _lookup("sweep_every_hours"),
         "payments_days_back": _lookup("payments_days_back"),
         "sync_relations": _lookup("sync_relations"),
@@ -144,6 +147,7 @@ def validate(raw: dict[str, Any]) -> SourceConfig:
                                        settings.DEFAULT_NOTES_MAX_REQUESTS, 0, 1_000_000)),
         max_requests_in_flight=int(_number("max_requests_in_flight", raw.get("max_requests_in_flight"),
                                            settings.DEFAULT_MAX_REQUESTS_IN_FLIGHT, 1, 1024)),
+        search_slices=int(_number("search_slices", raw.get("search_slices"), settings.DEFAULT_SEARCH_SLICES, 1, 64)),
         sweep_every_hours=_number("sweep_every_hours", raw.get("sweep_every_hours"),
                                   settings.DEFAULT_SWEEP_EVERY_HOURS, 0, 24 * 365),
         payments_days_back=int(_number("payments_days_back", raw.get("payments_days_back"),

@@ -75,6 +75,9 @@ DEFAULT_MAX_PARALLEL_LOCATIONS = 8
 # so a location's budget (100 / 10 s) needs several requests in flight to be used at all; the
 # per-location governor keeps each location within its budget whatever this allows.
 DEFAULT_MAX_REQUESTS_IN_FLIGHT = 64
+# Time slices a long search walk (contacts) is read in, side by side (slices.py): at 500 ms a page,
+# five in flight fill a location's budget; more cover skew (one slice holding most rows)
+DEFAULT_SEARCH_SLICES = 16
 # Resource reads running at once, all locations together (each one a thread that mostly waits).
 DEFAULT_MAX_PARALLEL_READS = 48
 
@@ -84,7 +87,15 @@ DEFAULT_SWEEP_EVERY_HOURS = 24.0
 # Payments records change after creation (paid, refunded) with no change filter: a run re-reads
 # the ones created in this window; older changes arrive by webhook or sweep.
 DEFAULT_PAYMENTS_DAYS_BACK = 30
+# Relations have no bulk reader either: one request per custom-object record, capped like notes.
 DEFAULT_RELATIONS_MAX_REQUESTS = 1_000
+# Custom objects: the record search's page (the spec names no maximum; 100 is what the API takes)
+OBJECTS = "/objects/{key}/records/search"  # POST, searchAfter paging
+OBJECT_RECORD = "/objects/{key}/records/{id}"  # GET, one record, the token's location
+OBJECT_FIELDS = "/custom-fields/object-key/{key}"  # GET, a custom object's field definitions
+RECORD_RELATIONS = "/associations/relations/{id}"  # GET, skip/limit, one record's relations
+OBJECT_RECORDS_PAGE_LIMIT = 100
+RELATIONS_PAGE_LIMIT = 100
 
 # Rate limits (per app, per location). Used until the first response tells us the real numbers.
 DEFAULT_BURST_MAX = 100
@@ -122,6 +133,17 @@ RESOURCE_NAMES = (
     "subscriptions",
     "products",
     "product_prices",
+    # custom objects and the account's lists (endpoints.ACCOUNT_LISTS, resources/objects.py, relations.py)
+    "object_schemas",
+    "object_records",
+    "associations",
+    "relations",  # after object_records: it reads the relations of the records that read changed
+    "campaigns",
+    "workflows",
+    "tags",
+    "custom_values",
+    "links",
+    "businesses",
     "deletions",  # last: it records what the others' sweeps found
 )
 # the read scope each core resource needs (docs/Scopes.md); the lists name theirs in endpoints.py
@@ -131,7 +153,9 @@ CORE_SCOPES = {
     "messages": "conversations/message.readonly", "calendars": "calendars.readonly",
     "appointments": "calendars/events.readonly", "tasks": "locations/tasks.readonly",
     "custom_fields": "locations/customFields.readonly", "users": "users.readonly", "locations": "locations.readonly",
+    "object_records": "objects/record.readonly", "relations": "associations/relation.readonly",
 }
 # selected only when asked for (`--resources ...,notes` or `sync_notes = true`): a request per contact
-OPT_IN_RESOURCES = ("notes",)
+# (relations: `sync_relations`, a request per custom-object record)
+OPT_IN_RESOURCES = ("notes", "relations")
 DEFAULT_RESOURCES = tuple(name for name in RESOURCE_NAMES if name not in OPT_IN_RESOURCES)

@@ -28,13 +28,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import settings
 from .normalize import to_utc
 from .paginators import Page, Prefetcher
 
 # rows per slice before it is worth cutting: a slice is a thread walking its pages one at a time
 SLICE_ROWS = 5_000
-# slices in flight per walk; with the governor pacing each location, more only costs threads
-MAX_SLICES = 16
+# slices in flight per walk (settings.DEFAULT_SEARCH_SLICES); with the governor pacing each
+# location, more only costs threads
+MAX_SLICES = settings.DEFAULT_SEARCH_SLICES
 
 Walk = Callable[[int | None, int | None, list[Any] | None], Iterator[tuple[Page, dict[str, Any]]]]
 

@@ -51,6 +51,7 @@ def test_effects_of_each_kind(inbox: Inbox) -> None:
         ("ve9EPM428h8vShlRW1KT", "contacts"), ("ve9EPM428h8vShlRW1KT", "opportunities"),
         ("ve9EPM428h8vShlRW1KT", "notes"), ("l1C08ntBrFjLS0elLIYU", "messages"),
         ("l1C08ntBrFjLS0elLIYU", "conversations"), ("0007BWpSzSwfiuSl0tR2", "appointments"),
+        ("6578278e879ad2646715ba9c", "invoices"),  # the example's altId (altType "location")
     }
     assert installs == [("otg8dTQqGLh3Q6iQI55w", "otg8dTQqGLh3Q6iQI55w")]
     assert uninstalls == [(None, "otg8dTQqGLh3Q6iQI55w")]

@@ -138,7 +138,8 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
     else:
         if left is not None:
             left[1].close()
-        pages = sliced_walk(walk, "dateUpdated", page_size, lo, None if until is None else _epoch_ms(until), after)
+        pages = sliced_walk(walk, "dateUpdated", page_size, lo, None if until is None else _epoch_ms(until), after,
+                            max_slices=ctx.options.search_slices)
     limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size, already=seen)
     last_page: list[dict[str, Any]] = []
     for page, response in prefetch(limit(pages)):

@@ -35,6 +35,9 @@ class SyncOptions:
     notes_max_requests: int = settings.DEFAULT_NOTES_MAX_REQUESTS
     # invoices, orders, transactions, subscriptions: a plain run re-reads those created this recently
     payments_days_back: int = settings.DEFAULT_PAYMENTS_DAYS_BACK
+    # relations requests (one per custom-object record) per location and run; the rest wait
+    relations_max_requests: int = settings.DEFAULT_RELATIONS_MAX_REQUESTS
+    search_slices: int = settings.DEFAULT_SEARCH_SLICES  # 1: a search is one walk
 
 
 @dataclass
@@ -85,6 +88,8 @@ class LocationContext:
     # records webhooks named as changed, read by id: resource -> {id: when noted} (the caller marks
     # exactly those changes applied after the load)
     changed_records: dict[str, dict[str, str]] = field(default_factory=dict)
+    # relations already in the destination: custom-object record id -> relation ids (either side)
+    known_relations: dict[str, set[str]] = field(default_factory=dict)
     # resources whose read failed this run: a sweep with a failure is not a complete sweep
     failed: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)

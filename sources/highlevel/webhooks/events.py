@@ -8,6 +8,13 @@ Update/Delete examples say "AppointmentCreate", the InboundMessage call example 
 examples even carry the *price* type "one_time"). Anything not recognised becomes action "other":
 kept and counted by the inbox, never an exception, so a new event type cannot break the receiver.
 
+Real deliveries carry the event name in `type`. Where a payload has none (or only a price's own
+type), the revenue families are recognised by shape where the shape says one thing only (see
+`_by_shape`): an invoice, an order, a product or a price. Such an event is a change ("update"), read
+again by the sync; a delete is inferred only where the payload says so (an invoice with status
+"delete", as the InvoiceDelete example has it). A missed delete costs nothing lasting: the record
+read by id answers 404, which the sync treats as a deletion, and the sweep finds the rest.
+
 Both shapes HighLevel documents are accepted: flat payloads and the `{type, timestamp, webhookId,
 data: {...}}` envelope of the integration guide.
 """
@@ -22,7 +29,8 @@ from typing import Any
 
 RESOURCES = (
     "contacts", "opportunities", "appointments", "messages", "conversations",
-    "notes", "tasks", "locations", "users", "app",
+    "notes", "tasks", "locations", "users", "app", "invoices", "orders", "products", "product_prices",
+    "object_records", "relations",
 )
 ACTIONS = ("create", "update", "delete", "install", "uninstall", "other")
 UNKNOWN_RESOURCE = "unknown"
@@ -58,6 +66,28 @@ ALIASES: dict[str, tuple[str, str]] = {
     "locationcreate": ("locations", "create"),
     "locationupdate": ("locations", "update"),
     "usercreate": ("users", "create"),
+    "invoicecreate": ("invoices", "create"),
+    "invoiceupdate": ("invoices", "update"),
+    "invoicepaid": ("invoices", "update"),
+    "invoicepartiallypaid": ("invoices", "update"),
+    "invoicesent": ("invoices", "update"),
+    "invoicevoid": ("invoices", "update"),  # a voided invoice stays, with status "void"
+    "invoicedelete": ("invoices", "delete"),
+    "ordercreate": ("orders", "create"),
+    "orderstatusupdate": ("orders", "update"),
+    "productcreate": ("products", "create"),
+    "productupdate": ("products", "update"),
+    "productdelete": ("products", "delete"),
+    # a price's record id is the price; the processor turns every Price* into a re-read of its product's prices
+    "pricecreate": ("product_prices", "create"),
+    "priceupdate": ("product_prices", "update"),
+    "pricedelete": ("product_prices", "delete"),
+    # custom-object records (no objectKey in the payload) and their relations (the relation's id)
+    "recordcreate": ("object_records", "create"),
+    "recordupdate": ("object_records", "update"),
+    "recorddelete": ("object_records", "delete"),
+    "relationcreate": ("relations", "create"),
+    "relationdelete": ("relations", "delete"),
     "install": ("app", "install"),
     "appinstall": ("app", "install"),
     "uninstall": ("app", "uninstall"),
@@ -68,11 +98,17 @@ ALIASES: dict[str, tuple[str, str]] = {
 
 # Undocumented future events of a known family (e.g. a "UserUpdate") still mark the resource dirty.
 # Only create/update are guessed: a guessed delete could tombstone a live record, so deletes must be listed.
-_FAMILY = re.compile(r"^(contact|opportunity|appointment|note|task|location|user|conversation)[a-z]*(create|update)$")
+_FAMILY = re.compile(r"^(contact|opportunity|appointment|note|task|location|user|conversation|invoice|order|product"
+                     r"|price)[a-z]*(create|update)$")
 _FAMILY_RESOURCE = {
     "contact": "contacts", "opportunity": "opportunities", "appointment": "appointments", "note": "notes",
     "task": "tasks", "location": "locations", "user": "users", "conversation": "conversations",
+    "invoice": "invoices", "order": "orders", "product": "products", "price": "product_prices",
 }
+# a price's own `type`, which the published Price examples carry where the event name belongs
+PRICE_TYPES = frozenset({"one_time", "recurring"})
+# records keyed `_id` by the API: their id is that, whatever else the payload carries
+UNDERSCORE_ID = frozenset({"invoices", "orders", "products", "product_prices"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +137,7 @@ def parse_event(payload: Mapping[str, Any]) -> WebhookEvent:
     location_id = (
         _text(body.get("locationId")) or _text(body.get("location_id")) or _text(appt.get("locationId"))
         or _text(payload.get("locationId"))
+        or (_text(body.get("altId")) if body.get("altType") == "location" else None)  # invoices, payments
     )
     if resource == "locations":  # LocationCreate/Update: the record *is* the location
         location_id = location_id or _text(body.get("id"))
@@ -122,9 +159,11 @@ def parse_event(payload: Mapping[str, Any]) -> WebhookEvent:
 
 
 def classify(raw_type: str | None, body: Mapping[str, Any]) -> tuple[str, str]:
-    """(resource, action) for a raw `type`; ("unknown", "other") when it is not one we know."""
-    if raw_type is None:
-        return UNKNOWN_RESOURCE, "other"
+    """(resource, action) for a raw `type`; ("unknown", "other") when it is not one we know.
+
+    Without a `type` (or with only a price's own type in it) the payload's shape decides (`_by_shape`)."""
+    if raw_type is None or raw_type.strip().lower() in PRICE_TYPES:
+        return _by_shape(body)
     key = raw_type.strip().lower()
     if key in ALIASES:
         resource, action = ALIASES[key]
@@ -136,6 +175,31 @@ def classify(raw_type: str | None, body: Mapping[str, Any]) -> tuple[str, str]:
         appointment = body.get("appointment")
         action = _appointment_action(action, appointment if isinstance(appointment, Mapping) else {})
     return resource, action
+
+
+def _by_shape(body: Mapping[str, Any]) -> tuple[str, str]:
+    """An untyped revenue event, recognised by fields no other published payload has together.
+
+    - an invoice has `invoiceNumber` and an `invoiceItems` list; status "delete" is InvoiceDelete's,
+      anything else (draft, sent, paid, void...) a change;
+    - a price names its product in `product` and has an `amount` and a `currency`;
+    - a product has a `productType` (and no `product`, which would make it a price);
+    - an order has a `fulfillmentStatus` and an `amountSummary`.
+    All keyed `_id`. Only invoices may be a delete; everything else recognised is an "update" (a
+    create has the same effect), and any other shape stays unknown.
+    """
+    if _text(body.get("_id")) is None:
+        return UNKNOWN_RESOURCE, "other"
+    if _text(body.get("invoiceNumber")) is not None and isinstance(body.get("invoiceItems"), list):
+        status = body.get("status")
+        return "invoices", "delete" if isinstance(status, str) and status.strip().lower() == "delete" else "update"
+    if _text(body.get("product")) is not None and "amount" in body and "currency" in body:
+        return "product_prices", "update"
+    if "productType" in body and "product" not in body:
+        return "products", "update"
+    if "fulfillmentStatus" in body and isinstance(body.get("amountSummary"), Mapping):
+        return "orders", "update"
+    return UNKNOWN_RESOURCE, "other"
 
 
 def _appointment_action(labelled: str, appt: Mapping[str, Any]) -> str:
@@ -166,6 +230,8 @@ def _record_id(resource: str, body: Mapping[str, Any], appt: Mapping[str, Any]) 
         return _text(body.get("messageId")) or _text(body.get("emailMessageId"))
     if resource == "app":
         return None
+    if resource in UNDERSCORE_ID:
+        return _text(body.get("_id")) or _text(body.get("id"))
     return _text(body.get("id")) or _text(body.get("_id"))
 
 

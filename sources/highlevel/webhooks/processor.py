@@ -12,6 +12,14 @@ Some events need more than a dirty mark:
   appointment dates, and reads the noted ones by id whatever their date;
 - a note create/update notes the note's contact: notes are read per contact, for the contacts that
   changed, and adding a note need not change the contact;
+- an invoice, order or product create/update notes the record too: payments are listed only by
+  creation date, so an old invoice paid today is read by id (a 404 there makes it a deletion);
+  products are listed in full every run, so for them the note is only marked applied;
+- every Price* event, a PriceDelete too, notes the price's product under "product_prices": prices
+  are read per product, and the re-read drops a deleted price, so a price is never tombstoned alone;
+- a RecordCreate/Update notes the custom-object record (read by id; the payload names no object);
+  a RelationCreate/Delete notes its custom-object record(s) under "relations": relations are read
+  per record, and the re-read drops a deleted relation;
 - `LocationCreate` is a new sub-account: if `reachable(location)` says this deployment's token can
   read it, every resource is marked dirty, which is its first sync;
 - an agency-level `UserCreate` carries no `locationId` but a `locations` list: the users of each
@@ -48,12 +56,18 @@ SYNC_RESOURCES: dict[str, tuple[str, ...]] = {
     "users": ("users",),
     "tasks": ("tasks",),
     "notes": ("notes",),  # opt-in: a triggered run drops it unless `sync_notes` is on
+    "invoices": ("invoices",),
+    "orders": ("orders",),
+    "products": ("products", "product_prices"),  # a new product brings prices, a deleted one takes them along
+    "product_prices": ("product_prices",),
+    "object_records": ("object_records",),
+    "relations": ("relations",),  # opt-in: a triggered run drops it unless `sync_relations` is on
 }
 
 # A new location's first sync: everything (deletions is added by the sync itself).
 FIRST_SYNC_RESOURCES = tuple(name for name in DEFAULT_RESOURCES if name != "deletions")
 # Resources whose changed records the sync reads by id (no listing it makes is sure to show them).
-READ_BY_ID = ("appointments",)
+READ_BY_ID = ("appointments", "invoices", "orders", "products", "object_records")
 
 InstallHook = Callable[[str | None, str | None], Any]  # (location_id, company_id); location None = agency level
 UninstallHook = Callable[[str | None, str | None], Any]
@@ -133,7 +147,16 @@ class Processor:
                 logger.exception("reachability check failed for event %s; will retry", event.webhook_id)
                 continue
             if event.location_id and event.record_id and SYNC_RESOURCES.get(event.resource):
-                if event.action == "delete":
+                if event.resource == "product_prices":
+                    # prices are read per product: the product is what the sync reads again; without
+                    # one any key will do, since a noted price change re-reads every product's prices
+                    self.inbox.record_change("product_prices", _price_product(event) or event.record_id,
+                                             event.location_id)
+                elif event.resource == "relations":
+                    # relations are read per record: a created or deleted one re-reads its record's
+                    for record_id in _related_records(event):
+                        self.inbox.record_change("relations", record_id, event.location_id)
+                elif event.action == "delete":
                     self.inbox.record_deletion(event.resource, event.record_id, event.location_id,
                                                _deleted_at(event), detected_by="webhook")
                 elif event.action in ("create", "update") and event.resource in READ_BY_ID:
@@ -260,6 +283,27 @@ def _contact_id(event: StoredEvent) -> str | None:
     body = data if isinstance(data, dict) else event.payload
     contact = body.get("contactId")
     return contact if isinstance(contact, str) and contact and len(contact) <= 64 else None
+
+
+def _price_product(event: StoredEvent) -> str | None:
+    """The product a Price* event's price belongs to (its `product` field)."""
+    data = event.payload.get("data")
+    body = data if isinstance(data, dict) else event.payload
+    product = body.get("product")
+    return product if isinstance(product, str) and product and len(product) <= 64 else None
+
+
+def _related_records(event: StoredEvent) -> list[str]:
+    """The custom-object records of a Relation* event (a contact side is not read per record)."""
+    data = event.payload.get("data")
+    body = data if isinstance(data, dict) else event.payload
+    found = []
+    for key, record in (("firstObjectKey", "firstRecordId"), ("secondObjectKey", "secondRecordId")):
+        object_key, record_id = body.get(key), body.get(record)
+        if isinstance(object_key, str) and object_key.startswith("custom_objects.") and isinstance(record_id, str) \
+                and record_id and len(record_id) <= 64:
+            found.append(record_id)
+    return found
 
 
 def _deleted_at(event: StoredEvent) -> str:
