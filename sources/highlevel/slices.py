@@ -37,6 +37,9 @@ SLICE_ROWS = 5_000
 # slices in flight per walk (settings.DEFAULT_SEARCH_SLICES); with the governor pacing each
 # location, more only costs threads
 MAX_SLICES = settings.DEFAULT_SEARCH_SLICES
+# Slices hide latency; when the first page came back faster than this (a local API), one walk with
+# its prefetch already outpaces processing, and slices would only add pages spilled to disk and back
+SLICE_WHEN_PAGE_TAKES_S = 0.15
 
 Walk = Callable[[int | None, int | None, list[Any] | None], Iterator[tuple[Page, dict[str, Any]]]]
 
@@ -88,8 +91,10 @@ def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi:
 def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None, after: list[Any] | None,
            budget: _Budget, slice_rows: int, outer: bool) -> Iterator[tuple[Page, dict[str, Any]]]:
     pages = walk(lo, hi, after)
+    asked = time.monotonic()
     try:
         first = next(pages, None)
+        fast = time.monotonic() - asked < SLICE_WHEN_PAGE_TAKES_S
         if first is None:
             return
         rows, response = first
@@ -100,7 +105,7 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
         last = _ms(rows[-1].get(time_field))
         end = hi if hi is not None else int(time.time() * 1000)
         extra = 0
-        if len(rows) >= page_size and isinstance(total, int) and last is not None and end > last:
+        if len(rows) >= page_size and isinstance(total, int) and last is not None and end > last and not fast:
             wanted = -(-(total - len(rows)) // slice_rows) - 1
             extra = budget.take(min(wanted, end - last))
         if extra <= 0:
@@ -117,8 +122,9 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
     bounds = [last + (end - last) * i // (extra + 1) for i in range(extra + 1)]
     ranges: list[tuple[int, int | None]] = [(start, stop - 1) for start, stop in itertools.pairwise(bounds)]
     ranges.append((bounds[-1], hi))
+    # one page waits in memory per slice (the rest on disk): many slices must not hold many pages
     slices = [Prefetcher(_slice(walk, time_field, page_size, start, stop, marker_of(rows[-1]) if i == 0 else None,
-                                budget, slice_rows, False), start=True)
+                                budget, slice_rows, False), depth=1, start=True)
               for i, (start, stop) in enumerate(ranges)]
     try:
         for part in slices:

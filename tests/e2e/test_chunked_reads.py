@@ -58,6 +58,7 @@ def sorted_truth(h: Harness) -> list[dict[str, Any]]:
 def test_a_chunked_full_load_is_exact_and_costs_no_extra_request(harness: Harness) -> None:
     h = harness
     total = len(h.sb.truth_contacts(h.big))  # 12,500: three chunks of 5,000
+    h.sb.set_latency(fixed_ms=200)  # a distant API: the walk goes in time slices (slices.py)
     result = h.run(resources=["contacts"], config={"chunk_rows": 5_000})
     assert result.ok, result.locations[0].error
     assert_matches_truth(h, h.big)

@@ -41,7 +41,8 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def read_with_edits(factory: Any, tmp_path: Path, slices: int) -> tuple[dict[str, Any], int]:
-    sb = factory(contacts_per_location=(12_500, 40, 20), index_lag_s=0.2)
+    # a distant API (200 ms an answer): slices are cut only where they hide latency
+    sb = factory(contacts_per_location=(12_500, 40, 20), index_lag_s=0.2, latency_ms=200.0)
     h = Harness(sb, tmp_path)
     # people edit contacts while the read is under way: after the 3rd and the 12th search request
     sb.before_request("/contacts/search", lambda: sb.world.update_contacts(h.big, 40), after=3)
@@ -64,6 +65,7 @@ def test_sliced_and_unsliced_reads_load_identical_tables(highlevel_sandbox_facto
 def test_a_failed_slice_leaves_the_cursor_and_the_next_run_fills_it(harness: Harness) -> None:
     h = harness
     truth = sorted_truth(h)
+    h.sb.set_latency(fixed_ms=200)  # a distant API: the walk goes in slices
     fail_beyond(h, truth[9_000])  # the slices past the 9,000th contact keep failing
     failed = h.run(resources=["contacts"], config={"chunk_rows": 0})
     assert not failed.ok and "contacts" in failed.locations[0].resource_errors
