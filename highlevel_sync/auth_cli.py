@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlencode, urlparse
 
 from sources.highlevel.auth import COMPANY_KEY
 from sources.highlevel.config import load_config
+from sources.highlevel.endpoints import scope_of
 from sources.highlevel.errors import AuthError, ConfigError
 from sources.highlevel.oauth import AUTHORIZE_URL, READ_SCOPES
+from sources.highlevel.settings import RESOURCE_NAMES
 from sources.highlevel.tokenstore import StoreData, TokenSet, TokenStore
 from sources.highlevel.tokenstores import describe_token_store, open_token_store
 
@@ -102,7 +105,21 @@ def describe_store(data: StoreData, path: str) -> str:
         expiry = datetime.fromtimestamp(tokens.expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         state = f"expires {expiry} ({left / 3600:.1f} h)" if left > 0 else f"expired {expiry} (renewed on next use)"
         lines.append(f"  {who}: {kind}, {state}, scopes: {' '.join(tokens.scopes) or '?'}")
+        if tokens.scopes:
+            lines.append(f"    {coverage(tokens.scopes)}")
     return "\n".join(lines)
+
+
+def coverage(scopes: Sequence[str]) -> str:
+    """Which resources the granted scopes let a run read, and what the others would need."""
+    granted = set(scopes)
+    needs = {name: scope_of(name) for name in RESOURCE_NAMES if scope_of(name)}
+    missing = {name: scope for name, scope in needs.items() if scope not in granted}
+    covered = [name for name in needs if name not in missing]
+    text = f"covers: {', '.join(covered) or 'nothing'}"
+    if missing:
+        text += "; not covered (skipped by runs): " + ", ".join(f"{name} ({scope})" for name, scope in missing.items())
+    return text
 
 
 def wait_for_code(port: int, timeout_s: float) -> str:

@@ -51,7 +51,7 @@ from sources.highlevel.spill import MemoryBudget
 
 from . import analyst, deletions
 from .credentials import Credentials, installed_locations, resolve_credentials
-from .datasetlock import dataset_lock
+from .datasetlock import dataset_lock, dataset_lock_timeout
 from .fetch import Batch, Convert, Fetcher, LocationRun, Unit
 from .installs import InstallRegistry
 from .progress import ProgressSink
@@ -87,6 +87,9 @@ class SyncRequest:
     pipeline_name: str = PIPELINE_NAME
     pipelines_dir: str | None = None
     full_refresh: bool = False
+    # skip (with a warning) a resource the token's scopes do not cover even when named in
+    # `resources`: for runs that name resources on the user's behalf (webhook-triggered runs)
+    skip_unauthorised: bool = False
     start_date: datetime | None = None
     end_date: datetime | None = None
     reconcile: bool = False
@@ -133,7 +136,7 @@ def run_sync(
     started = time.monotonic()
     plan = _plan(request, config or load_config(), auth)
     with run_lock(request.pipeline_name, request.pipelines_dir, plan.config.run_lock_timeout_s, request.wait), \
-            _fewer_gc_passes():
+            _fewer_gc_passes(), dataset_lock_timeout(plan.config.run_lock_timeout_s):
         return _sync(request, plan, client_options, progress, started)
 
 
@@ -185,11 +188,11 @@ def _sync(request: SyncRequest, plan: Plan, client_options: dict[str, Any] | Non
         book.planned(locations)
         fetcher = Fetcher(plan.resources, book.start, _converter(plan, pipeline), MemoryBudget(),
                           plan.config.max_parallel_locations,
-                          skippable=plan.resources if request.resources is None else ())
+                          skippable=plan.resources if request.resources is None or request.skip_unauthorised
+                          else ())
         # stage 2 runs in the fetcher's workers; each batch is what they finished reading
         for batch in fetcher.batches(locations, plan.options.chunk_rows or LOAD_BATCH_ROWS):
-            failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress,  # stage 3
-                                        plan.config.run_lock_timeout_s)
+            failure = _extract_and_load(pipeline, batch, loader_format, book.table_rows, progress)  # stage 3
             if failure is not None:  # the destination refused: nothing more can commit in this run
                 fetcher.cancel()
                 book.stop(failure, locations)
@@ -348,7 +351,7 @@ def _converter(plan: Plan, pipeline: Any) -> Convert:
 # -- stage 3: extract, normalize, load ----------------------------------------------------------
 
 def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, table_rows: dict[str, int],
-                      progress: ProgressSink | None, lock_timeout_s: float | None = None) -> str | None:
+                      progress: ProgressSink | None) -> str | None:
     """Extract the batch (per location if together fails), then normalize and load it.
 
     Returns why the load failed, or None. A location whose extract fails is dropped from the run:
@@ -369,8 +372,7 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         logger.info("normalizing and loading %d read(s)", len(batch.units))
         try:
             pipeline.normalize()
-            # other pipelines (Airflow shards) may load this dataset too: wait for them, within bounds
-            with dataset_lock(pipeline, lock_timeout_s):
+            with dataset_lock(pipeline):  # other pipelines (Airflow shards) may load this dataset too
                 pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
         except Exception as exc:
             logger.debug("load failed", exc_info=True)

@@ -35,10 +35,16 @@ def sync_location(location_id: str, resources: set[str], request: SyncRequest | 
     chosen = sorted(r for r in resources if r != "notes" or config.sync_notes)
     if "notes" in resources and not config.sync_notes:
         _forget_note_changes(location_id, base)
+    # relations likewise: Relation* webhooks only lead to a relations read when `sync_relations` is on
+    if "relations" in chosen and not config.sync_relations:
+        chosen.remove("relations")
+        _forget_note_changes(location_id, base, "relations")
     if not chosen:
         logger.info("location %s: only notes changed and sync_notes is off; nothing to run", location_id)
         return None
-    result = run_sync(SyncRequest(**{**base.__dict__, "locations": [location_id], "resources": chosen}),
+    # the events chose the resources, not the user: one the token may not read is skipped, not retried
+    result = run_sync(SyncRequest(**{**base.__dict__, "locations": [location_id], "resources": chosen,
+                                     "skip_unauthorised": True}),
                       config=config)
     if not result.ok:
         raise SyncFailed(f"triggered run for location {location_id} failed: {result.locations[0].error}")
@@ -46,7 +52,7 @@ def sync_location(location_id: str, resources: set[str], request: SyncRequest | 
     return result
 
 
-def _forget_note_changes(location_id: str, request: SyncRequest) -> None:
+def _forget_note_changes(location_id: str, request: SyncRequest, resource: str = "notes") -> None:
     """Notes are off, so the contacts note webhooks named are owed nothing: they leave the inbox
     instead of staying pending forever (pending rows are never pruned). Nothing is lost if notes
     are turned on later: the first notes read covers every loaded contact."""
@@ -54,11 +60,11 @@ def _forget_note_changes(location_id: str, request: SyncRequest) -> None:
     if inbox is None:
         return
     try:
-        dropped = inbox.mark_changes_applied(inbox.pending_changes(location_id, "notes"))
+        dropped = inbox.mark_changes_applied(inbox.pending_changes(location_id, resource))
     finally:
         inbox.close()
     if dropped:
-        logger.info("location %s: %d note change(s) dropped, sync_notes is off", location_id, dropped)
+        logger.info("location %s: %d %s change(s) dropped, sync_%s is off", location_id, dropped, resource, resource)
 
 
 def can_reach(location_id: str, config: SourceConfig | None = None) -> bool:

@@ -18,6 +18,7 @@ import orjson
 from tenacity import RetryCallState
 
 from . import retries, settings
+from .endpoints import LISTS
 from .errors import ApiError, AuthError, HighLevelError, LocationInactive, RetryableError, ScopeError
 from .tokenstore import TokenSet
 
@@ -28,11 +29,10 @@ TOKEN_PATH = "/oauth/token"
 LOCATION_TOKEN_PATH = "/oauth/locationToken"
 INSTALLED_LOCATIONS_PATH = "/oauth/installedLocations"
 AUTHORIZE_URL = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
+# what `auth login` asks for: every resource's read scope (settings.CORE_SCOPES, endpoints.LISTS)
 READ_SCOPES = (
-    "contacts.readonly", "opportunities.readonly", "conversations.readonly", "conversations/message.readonly",
-    "calendars.readonly", "calendars/groups.readonly", "calendars/events.readonly", "users.readonly",
-    "locations.readonly", "locations/customFields.readonly", "locations/tasks.readonly", "oauth.readonly",
-    "oauth.write",
+    *sorted({*settings.CORE_SCOPES.values(), *(spec.scope for spec in LISTS.values())}),
+    "calendars/groups.readonly", "oauth.readonly", "oauth.write",
 )
 
 

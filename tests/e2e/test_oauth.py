@@ -207,7 +207,20 @@ def test_auth_status_never_prints_a_token(agency: Agency) -> None:
     agency.import_company()
     code, out, err = agency.finish(agency.cli("auth", "status"))
     assert code == 0 and "agency" in out and "expires" in out
+    # which resources the granted scopes cover: the sandbox grants every read scope
+    covers = next(line for line in out.splitlines() if "covers:" in line)
+    assert "contacts" in covers and "invoices" in covers and "product_prices" in covers
+    assert "not covered" not in covers
     agency.assert_no_leak(out, err)
+
+
+def test_auth_status_names_the_resources_a_grant_does_not_cover() -> None:
+    from highlevel_sync.auth_cli import coverage
+
+    line = coverage(["contacts.readonly", "forms.readonly", "invoices.readonly"])
+    covered, missing = line.split("; not covered (skipped by runs): ")
+    assert covered == "covers: contacts, notes, forms, form_submissions, invoices"
+    assert "orders (payments/orders.readonly)" in missing and "contacts" not in missing
 
 
 def test_expired_grant_says_reauthorise(agency: Agency) -> None:
