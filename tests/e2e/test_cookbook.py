@@ -18,7 +18,8 @@ from .conftest import Harness
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 RESOURCES = ["contacts", "opportunities", "pipelines", "conversations", "messages", "calendars", "appointments",
-             "custom_fields", "users", "locations"]
+             "custom_fields", "users", "locations", "object_schemas", "object_records", "relations", "forms",
+             "form_submissions", "invoices", "transactions"]
 
 
 def cookbook() -> list[str]:
@@ -31,7 +32,7 @@ def demo(highlevel_sandbox_factory_module: Any, tmp_path_factory: pytest.TempPat
     """The demo's three runs: a backfill, an incremental run after changes, a reconcile."""
     # the demo's shape, smaller; without the burst limit, which is not what this tests (18 s -> 8 s)
     sb = highlevel_sandbox_factory_module(contacts_per_location=(1_200, 300, 40), index_lag_s=1.0,
-                                          rate_limit_max=None)
+                                          rate_limit_max=None, object_records_per_location=((150, 80), (25,)))
     h = Harness(sb, tmp_path_factory.mktemp("cookbook"))
     locations = sb.location_ids
     assert h.run(locations=locations, resources=RESOURCES).ok
@@ -79,8 +80,8 @@ def stage_names(sb: Sandbox) -> dict[str, tuple[str, str, int]]:
     return {s["id"]: (p["name"], s["name"], s["position"]) for _, p in truth(sb, "pipelines") for s in p["stages"]}
 
 
-def test_the_cookbook_has_five_queries() -> None:
-    assert len(cookbook()) == 5
+def test_the_cookbook_has_seven_queries() -> None:
+    assert len(cookbook()) == 7
 
 
 def test_contacts_by_a_custom_field(demo: Harness) -> None:
@@ -138,3 +139,38 @@ def test_open_pipeline_value_by_stage(demo: Harness) -> None:
     assert {(r[0], r[1], r[2]): r[3] for r in rows} == {k: len(v) for k, v in expected.items()}
     for loc, pipeline, stage, _, value in rows:
         assert float(value) == pytest.approx(sum(expected[(loc, pipeline, stage)]), abs=0.006)
+
+
+def test_custom_object_records_with_their_contacts(demo: Harness) -> None:
+    rows = demo.query(cookbook()[5])
+    contacts = {c["id"]: c for loc in demo.sb.location_ids for c in demo.sb.truth_contacts(loc)}
+    pets = {r["id"]: r["properties"] for _, r in truth(demo.sb, "object_records")
+            if r["objectKey"] == "custom_objects.pets"}
+    expected = sorted((pets[r["firstRecordId"]].get("pet_name"), r["firstRecordId"], r["secondRecordId"])
+                      for _, r in truth(demo.sb, "relations")
+                      if r["firstRecordId"] in pets and r["secondObjectKey"] == "contact"
+                      and r["secondRecordId"] in contacts)
+    assert [(r[1], r[0], r[3]) for r in rows] == expected and len(rows) > 50
+    for pet_id, _, species, contact_id, first_name, last_name in rows:
+        assert species == pets[pet_id].get("species")
+        assert (first_name, last_name) == (contacts[contact_id].get("firstName"), contacts[contact_id].get("lastName"))
+
+
+def test_leads_by_form_and_how_many_paid(demo: Harness) -> None:
+    rows = demo.query(cookbook()[6])
+    sb = demo.sb
+    contacts = {c["id"] for loc in sb.location_ids for c in sb.truth_contacts(loc)}
+    paid_by: Counter[str] = Counter()
+    for _, invoice in truth(sb, "invoices"):
+        paid_by[invoice["contactDetails"]["id"]] += invoice["amountPaid"]
+    for _, txn in truth(sb, "transactions"):
+        if txn["status"] in ("succeeded", "refunded", "partially_refunded"):
+            paid_by[txn["contactId"]] += txn["amount"] - (txn.get("amountRefunded") or 0)
+    forms = {f["id"]: (loc, f["name"]) for loc, f in truth(sb, "forms")}
+    leads: dict[tuple[str, str], set[str]] = {}
+    for _, s in truth(sb, "form_submissions"):
+        if s["contactId"] in contacts and s["formId"] in forms:
+            leads.setdefault(forms[s["formId"]], set()).add(s["contactId"])
+    expected = {key: (len(ids), sum(1 for i in ids if paid_by[i] > 0)) for key, ids in leads.items()}
+    assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == expected
+    assert sum(r[2] for r in rows) > 10 and sum(r[3] for r in rows) > 0
