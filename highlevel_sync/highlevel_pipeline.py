@@ -31,6 +31,14 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def milliseconds(value: str) -> float:
+    """A delay in milliseconds: a finite number >= 0 (argparse turns the ValueError into a usage error)."""
+    number = float(value)
+    if not 0.0 <= number < float("inf"):
+        raise ValueError(value)
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="highlevel-sync", description="Sync HighLevel CRM data into a warehouse.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -57,11 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--path", default="highlevel_demo.duckdb")
     demo.add_argument("--contacts", type=int, default=12_500, help="contacts in the biggest demo location")
 
-    status = sub.add_parser("status", help="per location and resource: cursor, last success, rows")
+    status = sub.add_parser("status", help="per location and resource of the dataset, whichever shard synced it: "
+                            "cursor, last success, rows")
     status.add_argument("--destination", help="dlt destination name (default duckdb)")
     status.add_argument("--dataset-name", default="highlevel")
     status.add_argument("--pipeline-name", default="highlevel")
     status.add_argument("--pipelines-dir")
+    status.add_argument("--json", action="store_true",
+                        help="every location of the dataset once (pipeline, shard, per-resource state) as JSON")
 
     auth_cli.add_parser(sub)
 
@@ -89,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--calendars", type=int, help="calendars per location")
     serve.add_argument("--appointments-per-calendar", type=int)
     serve.add_argument("--no-rate-limit", action="store_true")
+    serve.add_argument("--latency-ms", type=milliseconds, help="fixed delay per API answer, as a distant HighLevel "
+                       "adds (the benchmarks use 250)")
+    serve.add_argument("--latency-per-record-ms", type=milliseconds, help="extra delay per record in an answer "
+                       "(the benchmarks use 0.5: a 500-contact page waits 250 + 250 ms)")
     return parser
 
 
@@ -179,14 +194,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import collect_status, format_status
+    from .status import collect_status, format_status, status_json
     from .sync import make_pipeline
 
     pipeline = make_pipeline(SyncRequest(destination=args.destination, dataset_name=args.dataset_name,
                                          pipeline_name=args.pipeline_name, pipelines_dir=args.pipelines_dir))
     from .installs import InstallRegistry
 
-    print(format_status(collect_status(pipeline), InstallRegistry(load_config().token_store).uninstalled()))
+    rows, uninstalled = collect_status(pipeline), InstallRegistry(load_config().token_store).uninstalled()
+    print(json.dumps(status_json(rows, uninstalled)) if args.json else format_status(rows, uninstalled))
     return EXIT_OK
 
 
@@ -220,6 +236,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, name)
     if args.no_rate_limit:
         overrides.update(rate_limit_max=None, daily_quota=None)
+    for name in ("latency_ms", "latency_per_record_ms"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     print(f"HighLevel sandbox on http://{args.host}:{args.port} (GET /__sandbox__/info for tokens); Ctrl-C stops")
     serve(SandboxConfig(**overrides), host=args.host, port=args.port)
     return EXIT_OK

@@ -12,17 +12,23 @@ from filelock import FileLock
 from sources.highlevel.tokenstore import DEFAULT_TOKEN_STORE, atomic_write_json
 from sources.highlevel.tokenstores import is_postgres_url, open_token_store
 
+from .pginstalls import PostgresInstalls
+
 
 class InstallRegistry:
-    """Kept next to the token store (`highlevel_installs.json`): both describe the app's installs.
-    With a PostgreSQL token store it stays in the project's `.dlt/` directory."""
+    """Kept next to the token store, since both describe the app's installs: beside a token file as
+    `highlevel_installs.json`; with a PostgreSQL token store, in a table of the same database
+    (`pginstalls.py`), so an uninstall one worker's receiver records is seen by every shard."""
 
     def __init__(self, token_store: str | Path) -> None:
+        self._shared = PostgresInstalls(str(token_store)) if is_postgres_url(token_store) else None
         beside = DEFAULT_TOKEN_STORE if is_postgres_url(token_store) else token_store
         self.path = Path(beside).parent / "highlevel_installs.json"
         self._lock = FileLock(str(self.path) + ".lock", timeout=60)
 
     def uninstalled(self) -> dict[str, str]:
+        if self._shared is not None:
+            return self._shared.uninstalled()
         if not self.path.exists():
             return {}
         try:
@@ -32,6 +38,9 @@ class InstallRegistry:
         return dict(data.get("uninstalled", {})) if isinstance(data, dict) else {}
 
     def _update(self, location_id: str, uninstalled: bool) -> None:
+        if self._shared is not None:
+            self._shared.mark(location_id, uninstalled)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             current = self.uninstalled()

@@ -28,6 +28,7 @@ from sources.highlevel.config import SourceConfig, load_config
 from sources.highlevel.errors import ConfigError, HighLevelError
 
 from .credentials import installed_locations, resolve_credentials
+from .datasetlock import dataset_lock
 from .installs import InstallRegistry
 from .results import describe_failure
 from .sync import DEFAULT_DATASET, SyncRequest, _duckdb_configured, duckdb_destination, make_pipeline, run_sync
@@ -147,6 +148,8 @@ def sync_shard(shard: Shard, resources: Sequence[str] | None = None, *, dataset_
     restore_state(request)
     result = run_sync(request, config=config or load_config())
     failures = [f"location {loc.location_id}: {loc.error}" for loc in result.locations if not loc.ok]
+    if result.ok:
+        drop_unused_staging(result.pipeline, request.destination, shard)
     summary = {"shard": shard.index, "pipeline": shard.pipeline_name,
                "locations": [loc.location_id for loc in result.locations if loc.ok],
                "failed": [loc.location_id for loc in result.locations if not loc.ok],
@@ -156,6 +159,35 @@ def sync_shard(shard: Shard, resources: Sequence[str] | None = None, *, dataset_
         raise ShardFailed(f"{shard.label}: {len(failures)} of {len(result.locations)} locations failed{others}: "
                           + "; ".join(failures))
     return summary
+
+
+def drop_unused_staging(pipeline: Any, destination: Any, shard: Shard) -> list[str]:
+    """Drop the staging datasets of shards the plan no longer has (`<dataset>_staging_shard_<n>`,
+    n >= the shard count: left by an earlier plan with more shards); returns their names.
+
+    Under the dataset lock (PostgreSQL), so no load is using one; a failure here only logs, the
+    shard's data is loaded. Any other schema (the CLI's `<dataset>_staging`, other datasets) stays."""
+    layout = (getattr(destination, "config_params", None) or {}).get("staging_dataset_name_layout")
+    suffix = f"_shard_{shard.index}"
+    if pipeline is None or not isinstance(layout, str) or not layout.endswith(suffix):
+        return []  # not staged per shard (a destination without staging): nothing of ours to drop
+    base = layout[:-len(suffix)]
+    prefix = (base % pipeline.dataset_name if "%s" in base else base) + "_shard_"
+    dropped: list[str] = []
+    try:
+        with dataset_lock(pipeline), pipeline.sql_client() as client:
+            names = [str(row[0]) for row in client.execute_sql("select schema_name from information_schema.schemata")
+                     or ()]
+            for name in names:
+                number = name[len(prefix):]
+                if name.startswith(prefix) and number.isdigit() and int(number) >= shard.count:
+                    client.execute_sql(f"DROP SCHEMA IF EXISTS {client.capabilities.escape_identifier(name)} CASCADE")
+                    dropped.append(name)
+    except Exception as exc:
+        logger.warning("could not drop unused staging datasets %s*: %s", prefix, describe_failure(exc))
+    if dropped:
+        logger.info("dropped staging datasets no shard uses any more: %s", ", ".join(dropped))
+    return dropped
 
 
 def restore_state(request: SyncRequest) -> None:

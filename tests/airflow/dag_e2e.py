@@ -159,6 +159,22 @@ def main() -> int:
             assert len(pipelines) == len(tis) and all(p.startswith("highlevel_shard_") for p in pipelines), pipelines
             assert sb.burned_tokens == 0
 
+        def status_shows_every_shard() -> None:
+            # from a machine that ran none of the shards: the dataset's stored states, not a local folder
+            shown = subprocess.run([sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "status", "--json",
+                                    "--pipelines-dir", str(TMP / "status-elsewhere")], cwd=ROOT,
+                                   capture_output=True, text=True)
+            assert shown.returncode == 0, shown.stderr[-2000:]
+            from highlevel_sync.shards import shard_of
+
+            report = json.loads(shown.stdout)
+            listed = [loc["location_id"] for loc in report["locations"]]
+            assert sorted(listed) == sorted(sb.location_ids), listed  # every location, once
+            for loc in report["locations"]:
+                shard = shard_of(loc["location_id"], 3)
+                assert (loc["shard"], loc["pipeline"]) == (shard, f"highlevel_shard_{shard}"), loc
+                assert loc["resources"]["contacts"]["cursor"] and loc["last_success"], loc
+
         def one_location_run() -> None:
             target, other = sb.location_ids[2], sb.location_ids[3]
             sb.update_contacts(target, 5)
@@ -218,6 +234,7 @@ def main() -> int:
             assert conf == {"locations": [sb.location_ids[0]], "resources": ["contacts", "users"]}, conf
 
         check("full run: >= 3 mapped shards, every location's rows exactly once", full_run)
+        check("status --json from another machine: every location once, with its shard", status_shows_every_shard)
         check("conf run: one location reads only that location", one_location_run)
         check("a failing location fails its shard only, named, after a retry", failing_location_run)
         check("the webhook trigger starts a run through Airflow 3's REST API (v2, token from /auth/token)",
