@@ -1,6 +1,7 @@
 """Benchmark: agency scale. One location against N locations, with HighLevel's real rate limit.
 
-The sandbox (its own process, limits on: 100 requests / 10 s per location, 200,000 a day) serves N
+The sandbox (its own process, limits on: 100 requests / 10 s per location, 200,000 a day, and its
+latency model on: 250 ms per answer + 0.5 ms per record unless `--latency-ms 0`) serves N
 locations of `--contacts` contacts each, plus what the sandbox derives from them: opportunities
 (a fifth), conversations (a tenth, 4 messages each), 2 calendars of 40 appointments, 5 users,
 16 custom fields. Side by side, each sync in a fresh child process (process start included), every
@@ -272,6 +273,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each one-location scenario and of the N-location no-change run; their "
                              "median is the figure (default 3: a single 2 s run moves by ~20%%)")
+    parser.add_argument("--latency-ms", type=float, default=250.0,
+                        help="the sandbox's delay per answer (default 250, a distant HighLevel; 0: loopback speed)")
+    parser.add_argument("--latency-per-record-ms", type=float, default=0.5,
+                        help="the sandbox's extra delay per record in an answer (default 0.5)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--code", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -291,12 +296,16 @@ def main() -> None:
     results: dict[str, Any] = {
         "label": args.label, **code_info, "locations": n, "contacts_per_location": args.contacts,
         "quick": args.quick, "max_parallel_locations_flag": args.max_parallel_locations,
+        "latency": {"fixed_ms": args.latency_ms, "per_record_ms": args.latency_per_record_ms},
         "machine": f"{os.cpu_count()} cores", "command": " ".join([".venv/bin/python bench/agency.py", *sys.argv[1:]]),
     }
     runs: dict[str, Any] = {}
     with tmp_dir:
         sandbox, base, info, startup = start_sandbox(n, args.contacts, work / "sandbox.log")
         results["sandbox_startup_s"] = round(startup, 2)
+        httpx.post(f"{base}/__sandbox__/latency", json={"fixed_ms": args.latency_ms,
+                                                        "per_record_ms": args.latency_per_record_ms},
+                   timeout=30).raise_for_status()
         print(f"sandbox: {n} locations x {args.contacts} contacts up in {startup:.1f} s", file=sys.stderr, flush=True)
         limit = info["rate_limits"]["max"]
         interval_s = info["rate_limits"]["interval_ms"] / 1000.0

@@ -32,7 +32,7 @@ from .errors import (
     RetryableError,
     ScopeError,
 )
-from .ratelimit import RateGovernor
+from .ratelimit import RateGovernor, request_priority
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class HighLevelClient:
     ) -> dict[str, Any]:
         gov = self.governor(location_id)
         stats = self.stats[location_id]
-        gov.acquire()
+        gov.acquire(request_priority())
         headers: httpx.Headers | None = None
         self._in_flight.acquire()
         try:

@@ -9,6 +9,8 @@ and works for fixed and sliding server windows alike, for concurrent callers too
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections import deque
@@ -42,33 +44,64 @@ class RateGovernor:
         self._in_flight = 0
         self._blocked_until = 0.0
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._waiting: list[tuple[float, int]] = []  # (priority, arrival) of requests waiting for a slot
+        self._tickets = itertools.count()
 
-    def acquire(self) -> None:
-        """Block until a request may be sent; raise QuotaExhausted near the daily limit."""
-        while True:
-            with self._lock:
-                if self.daily_remaining is not None and self.daily_remaining - self._in_flight <= self.daily_reserve:
-                    raise QuotaExhausted(
-                        f"location {self.location}: daily API quota nearly used up "
-                        f"({self.daily_remaining} of {self.daily_limit} left, keeping {self.daily_reserve} "
-                        "in reserve); stopping cleanly, the next run resumes from the saved cursors"
-                    )
-                now = self._clock()
-                horizon = now - self.interval_s
-                while self._done and self._done[0] <= horizon:
-                    self._done.popleft()
-                if now >= self._blocked_until and len(self._done) + self._in_flight < self.max_requests:
-                    self._in_flight += 1
-                    return
-                wait = self._blocked_until - now
-                if self._done and len(self._done) + self._in_flight >= self.max_requests:
-                    wait = max(wait, self._done[0] + self.interval_s - now)
-                wait = max(wait, 0.005)
-            self._sleep(min(wait, self.interval_s))
+    def acquire(self, priority: float = 0.0) -> None:
+        """Block until a request may be sent; raise QuotaExhausted near the daily limit.
+
+        When the budget is short, waiting requests go in `priority` order (lower first, then first
+        come): a time-sliced read gives its earlier slices lower numbers, so the pages the consumer
+        needs next are fetched first and later slices fill the rest of the budget.
+        """
+        ticket = (priority, next(self._tickets))
+        with self._ready:
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while True:
+                    if self.daily_remaining is not None and \
+                            self.daily_remaining - self._in_flight <= self.daily_reserve:
+                        raise QuotaExhausted(
+                            f"location {self.location}: daily API quota nearly used up "
+                            f"({self.daily_remaining} of {self.daily_limit} left, keeping {self.daily_reserve} "
+                            "in reserve); stopping cleanly, the next run resumes from the saved cursors"
+                        )
+                    now = self._clock()
+                    horizon = now - self.interval_s
+                    while self._done and self._done[0] <= horizon:
+                        self._done.popleft()
+                    free = now >= self._blocked_until and len(self._done) + self._in_flight < self.max_requests
+                    if free and self._waiting[0] == ticket:
+                        heapq.heappop(self._waiting)
+                        self._in_flight += 1
+                        self._ready.notify_all()  # the next in line may go too
+                        return
+                    wait = self._blocked_until - now
+                    if self._done and len(self._done) + self._in_flight >= self.max_requests:
+                        wait = max(wait, self._done[0] + self.interval_s - now)
+                    self._wait(min(max(wait, 0.005), self.interval_s))
+            except BaseException:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._ready.notify_all()
+                raise
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep (lock released) until woken by a finished request or `seconds` pass."""
+        if self._sleep is time.sleep:
+            self._ready.wait(seconds)
+        else:  # a test's fake clock: sleep through it, without the lock
+            self._ready.release()
+            try:
+                self._sleep(seconds)
+            finally:
+                self._ready.acquire()
 
     def release(self, headers: Mapping[str, str] | None) -> None:
         """Record a finished request and learn the real limits from its headers."""
         with self._lock:
+            self._ready.notify_all()
             self._in_flight -= 1
             now = self._clock()
             self._done.append(now)
@@ -102,6 +135,18 @@ class RateGovernor:
         """Hold every request of this location for `seconds` (after a 429)."""
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+
+
+_thread = threading.local()
+
+
+def set_request_priority(priority: float) -> None:
+    """The priority of the requests this thread sends from now on (see `RateGovernor.acquire`)."""
+    _thread.priority = priority
+
+
+def request_priority() -> float:
+    return float(getattr(_thread, "priority", 0.0))
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:

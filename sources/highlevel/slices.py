@@ -31,6 +31,7 @@ from typing import Any
 from . import settings
 from .normalize import to_utc
 from .paginators import Page, Prefetcher
+from .ratelimit import set_request_priority
 
 # rows per slice before it is worth cutting: a slice is a thread walking its pages one at a time
 SLICE_ROWS = 5_000
@@ -90,6 +91,8 @@ def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi:
 
 def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None, after: list[Any] | None,
            budget: _Budget, slice_rows: int, outer: bool) -> Iterator[tuple[Page, dict[str, Any]]]:
+    if not outer:  # this slice's thread: earlier slices are needed sooner, so they go first when short
+        set_request_priority(float(lo or 0))
     pages = walk(lo, hi, after)
     asked = time.monotonic()
     try:

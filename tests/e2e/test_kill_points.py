@@ -33,10 +33,13 @@ from .conftest import Harness
 from .test_contacts_sync import assert_matches_truth
 
 ROOT = Path(__file__).resolve().parents[2]
-RESOURCES = "contacts,custom_fields,users,locations,opportunities,conversations,messages"
+RESOURCES = "contacts,custom_fields,users,locations,opportunities,conversations,messages,form_submissions,invoices," \
+            "products,product_prices"
 CONTACTS, CHUNK = 300, 100  # three contacts chunks: a kill can land between them
 # the tables whose rows are records with an `id` of their own, and the sandbox family they come from
-FAMILIES = {"opportunities": "opportunities", "conversations": "conversations", "messages": "messages"}
+FAMILIES = {"opportunities": "opportunities", "conversations": "conversations", "messages": "messages",
+            "form_submissions": "form_submissions", "invoices": "invoices", "products": "products",
+            "product_prices": "product_prices"}
 
 # point -> which hit kills: late enough that earlier batches are loaded and the schema is still growing
 SYNC_POINTS = {
@@ -114,7 +117,7 @@ def recovered(rig: CrashRig, then_incremental: bool = False) -> None:
     assert rig.query("select count(*) - count(distinct id) from highlevel.contacts") == [(0,)]
     for table, family in FAMILIES.items():
         ids = [row[0] for row in rig.query(f"select id from highlevel.{table} order by id")]
-        assert ids == sorted(r["id"] for r in rig.sb.truth(rig.big, family)), table  # sorted: no duplicate
+        assert ids == sorted(r.get("id") or r["_id"] for r in rig.sb.truth(rig.big, family)), table  # no duplicate
     # a re-read after the crash is not a change: one version per opportunity in its history
     history = rig.query("select id from highlevel.opportunity_history order by id")
     assert history == [(r["id"],) for r in rig.sb.truth(rig.big, "opportunities")]

@@ -133,7 +133,7 @@ def test_a_due_scheduled_sweep_lands_old_changes_without_reconcile(harness: Harn
     loc = h.sb.location_ids[0]
     assert h.run(resources=REVENUE, config={"sweep_every_hours": 24}).ok  # the first run counts as a sweep
     old = h.sb.pay_invoice(loc, days_ago=200)
-    product, price = h.sb.change_price(loc)
+    _, price = h.sb.change_price(loc)
     assert h.run(resources=REVENUE, config={"sweep_every_hours": 24}).ok  # not due yet
     assert h.query("select status from highlevel.invoices where id = ?", old) != [("paid",)]
     # a period shorter than the time between runs: every run sweeps

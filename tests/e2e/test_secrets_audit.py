@@ -41,7 +41,7 @@ from sources.highlevel.webhooks.server import Receiver
 from tests.webhooks.conftest import ThreadServer
 
 ROOT = Path(__file__).resolve().parents[2]
-RESOURCES = "contacts,custom_fields,users,locations,opportunities"
+RESOURCES = "contacts,custom_fields,users,locations,opportunities,forms,form_submissions,invoices,transactions"
 # base64 runs long enough to hide a compressed blob (dlt's state in `_dlt_pipeline_state`, packages)
 B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{24,}={0,2}")
 SKIP_DIRS = {".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
