@@ -3,8 +3,9 @@
 At most `max_parallel` locations are read at once, each at its own rate budget (the client paces
 each location separately). A location's resources are read side by side, in a read pool shared by
 every location (`max_reads` threads): HighLevel answers in hundreds of milliseconds, so reading one
-resource after another would leave the budget idle. Two resources build on the others and wait for
-them: `notes` (the contacts this run changed) and `deletions` (what every sweep found). What a read
+resource after another would leave the budget idle. Three resources build on the others and wait for
+them: `notes` (the contacts this run changed), `relations` (the custom-object records this run
+listed) and `deletions` (what every sweep found). What a read
 yields goes into a spill buffer, so requests never wait for the CPU-heavy normalize and load of
 earlier data. Each finished read (a resource, or one chunk of a long one) becomes a `Unit`;
 the main thread takes the units that are ready in batches, extracts and loads them together.
@@ -40,7 +41,7 @@ logger = logging.getLogger("highlevel.fetch")
 # resources without a change filter, read in full every run (appointments: a rolling window)
 # (and the lists: re-read in full, or a recent window whose unchanged answer needs no load either)
 REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "tasks", "custom_fields", "users",
-                            "locations", *LISTS})
+                            "locations", *LISTS, "object_records"})
 
 Convert = Callable[[str, Any], Iterable[Any]]
 
@@ -265,7 +266,7 @@ class Fetcher:
 
 
 # read after every other resource of the location: they build on what the others read
-AFTER_OTHERS = ("notes", "deletions")
+AFTER_OTHERS = ("notes", "relations", "deletions")
 
 
 def read_phases(resources: Sequence[str]) -> list[list[str]]:

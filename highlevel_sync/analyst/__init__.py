@@ -15,6 +15,7 @@ from ..datasetlock import dataset_lock
 from .catalog import Catalog
 from .dialect import DIALECTS, dialect_of
 from .history import update_history
+from .objects import object_views
 from .revenue import revenue_views
 from .stages import stage_views
 from .views import ensure_view
@@ -35,6 +36,7 @@ def refresh(pipeline: Any) -> list[str]:
             update_history(client, catalog, dialect)
             catalog = Catalog(client)
         views = wide_views(client, catalog, dialect, naming) + stage_views(catalog, dialect) + revenue_views(catalog)
+        views += object_views(client, catalog, dialect, naming)
         return [view.name for view in views if ensure_view(client, catalog, dialect, view)]
 
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.typing import TSecretStrValue
 from dlt.extract.items import DataItemWithMeta
 from dlt.extract.resource import DltResource
 
 from . import settings
 from .client import HighLevelClient
 from .columnar import stamp_load_id
+from .endpoints import LISTS
 from .errors import ConfigError
 from .resources.calendars import appointments, calendars
 from .resources.contacts import contacts
@@ -29,9 +31,14 @@ from .resources.context import LocationContext, SyncOptions
 from .resources.conversations import conversations, messages
 from .resources.deletions import deletions
 from .resources.dimensions import custom_fields, locations, users
+from .resources.lists import list_resource
 from .resources.notes import notes
+from .resources.objects import object_records
 from .resources.opportunities import opportunities, pipelines
+from .resources.relations import relations
 from .resources.tasks import tasks
+from .standalone import HighLevelAppCredentials
+from .standalone import resolve as standalone_session
 
 __all__ = ["RESOURCE_NAMES", "FetchedItems", "LocationContext", "SyncOptions", "fetched_source", "highlevel_source",
            "read_resource", "select_resources", "split_by_location"]
@@ -52,23 +59,42 @@ RESOURCES: dict[str, Callable[..., DltResource]] = {
     "custom_fields": custom_fields,
     "users": users,
     "locations": locations,
+    **{name: list_resource(spec) for name, spec in LISTS.items()},
+    "object_records": object_records,
+    "relations": relations,
     "deletions": deletions,
 }
 
 
 @dlt.source(name="highlevel", max_table_nesting=2)
 def highlevel_source(
-    ctx: LocationContext,
-    resources: Sequence[str] | None = None,
+    location_id: str | None = dlt.config.value,
+    location_ids: str | list[str] | None = dlt.config.value,
+    company_id: str | None = dlt.config.value,
+    private_integration_token: TSecretStrValue | None = dlt.secrets.value,
+    credentials: HighLevelAppCredentials | None = dlt.secrets.value,
+    token_store: str | None = dlt.config.value,
+    base_url: str | None = dlt.config.value,
+    start_date: str | None = dlt.config.value,
+    resources: list[str] | None = dlt.config.value,
 ) -> Any:
-    """The default resources of one location (all but the opt-in `notes`), or the `resources`
-    subset (names from RESOURCE_NAMES).
+    """Every location the credentials reach, as plain dlt resources: `pipeline.run(highlevel_source())`.
 
-    The plain dlt way: `pipeline.run(highlevel_source(ctx))` reads while it extracts. `run_sync`
-    reads ahead instead (`read_resource`) and extracts many locations at once (`fetched_source`).
+    Each argument defaults to `sources.highlevel.<name>` from dlt's providers (`.dlt/*.toml`,
+    `SOURCES__HIGHLEVEL__*` env); the other `sources.highlevel.*` settings (page sizes, windows,
+    `sync_notes`...) are read the same way. One location: a Private Integration Token and
+    `location_id`, or an OAuth token store; `location_ids = "all"` (or an agency token and no ids):
+    every location the app is installed in, read one after another. `resources` names a subset
+    (RESOURCE_NAMES; default all but the opt-in `notes`); `with_resources` and `add_limit` work as
+    on any dlt source, and the cursors are dlt resource state, the same `run_sync` keeps.
     """
-    selected = select_resources(resources)
-    return [RESOURCES[name](ctx) for name in RESOURCE_NAMES if name in selected]
+    overrides = {"location_ids": location_ids or location_id, "company_id": company_id,
+                 "private_integration_token": private_integration_token, "token_store": token_store,
+                 "base_url": base_url, "start_date": start_date,
+                 "client_id": credentials.client_id if credentials else None,
+                 "client_secret": credentials.client_secret if credentials else None}
+    session = standalone_session(overrides, resources, select_resources)
+    return [session.resource(name, RESOURCES[name](None)) for name in session.names]
 
 
 def read_resource(ctx: LocationContext, name: str) -> Iterator[Any]:

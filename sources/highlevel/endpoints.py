@@ -83,7 +83,27 @@ REVENUE_AND_LEADS: tuple[ListEndpoint, ...] = (
 PRODUCT_PRICES = ListEndpoint("product_prices", "/products/{product_id}/price", "prices",
                               "products/prices.readonly", double_columns=("amount", "compareAtPrice"))
 
-LISTS: dict[str, ListEndpoint] = {spec.resource: spec for spec in (*REVENUE_AND_LEADS, PRODUCT_PRICES)}
+# custom objects' schemas and associations, and the lists that name the rest of the account: small,
+# unfiltered, re-read in full (`full`); none of them can be read by id
+ACCOUNT_LISTS: tuple[ListEndpoint, ...] = (
+    ListEndpoint("object_schemas", "/objects/", "objects", "objects/schema.readonly", paging="none", id_field="id",
+                 timestamps=("dateAdded", "dateUpdated")),
+    ListEndpoint("associations", "/associations/", "associations", "associations.readonly", paging="skip",
+                 id_field="id", timestamps=()),
+    ListEndpoint("campaigns", "/campaigns/", "campaigns", "campaigns.readonly", paging="none", id_field="id",
+                 timestamps=()),
+    ListEndpoint("workflows", "/workflows/", "workflows", "workflows.readonly", paging="none", id_field="id"),
+    ListEndpoint("tags", "/locations/{location_id}/tags", "tags", "locations/tags.readonly", paging="none",
+                 location={}, id_field="id", timestamps=()),
+    ListEndpoint("custom_values", "/locations/{location_id}/customValues", "customValues",
+                 "locations/customValues.readonly", paging="none", location={}, id_field="id", timestamps=()),
+    ListEndpoint("links", "/links/", "links", "links.readonly", paging="none", id_field="id", timestamps=()),
+    ListEndpoint("businesses", "/businesses/", "businesses", "businesses.readonly", paging="skip", id_field="id",
+                 json_columns=("createdBy", "updatedBy")),
+)
+
+LISTS: dict[str, ListEndpoint] = {spec.resource: spec
+                                  for spec in (*REVENUE_AND_LEADS, PRODUCT_PRICES, *ACCOUNT_LISTS)}
 
 
 def scope_of(resource: str) -> str | None:

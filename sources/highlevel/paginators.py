@@ -32,17 +32,21 @@ def search_after_pages(
     page_size: int,
     size_field: str = "pageLimit",
     after: list[Any] | None = None,
+    keep_page: bool = False,
 ) -> Iterator[tuple[Page, dict[str, Any]]]:
-    """Page a search endpoint with `searchAfter` (contacts and opportunity search).
+    """Page a search endpoint with `searchAfter` (contacts, opportunity and custom-object search).
 
     Page numbers stop at 10,000 hits; `searchAfter` (the last row's sort values) does not. A page
     shorter than `page_size` is the last one, which saves the empty trailing request. Yields
     `(rows, response)` so callers can read `total`. `after` resumes a walk an earlier request
-    stopped: it is a sort-value marker, not a server-side scroll, so it stays valid.
+    stopped: it is a sort-value marker, not a server-side scroll, so it stays valid. `keep_page`:
+    the body's `page` stays (the objects search requires it in every body, and ignores it once
+    `searchAfter` is set).
     """
     request = dict(body)
     request[size_field] = page_size
-    request.pop("page", None)
+    if not keep_page:
+        request.pop("page", None)
     if after:
         request["searchAfter"] = after
     seen: set[str] = set()

@@ -69,7 +69,8 @@ def marker_of(row: dict[str, Any]) -> list[Any] | None:
 def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None,
                 after: list[Any] | None = None, max_slices: int = MAX_SLICES,
                 slice_rows: int = SLICE_ROWS) -> Iterator[tuple[Page, dict[str, Any]]]:
-    """Every page of the walk over [lo, hi] (epoch ms, None: unbounded), in order, fetched by slices.
+    """Every page of the walk over [lo, hi] (epoch ms, None: unbounded), in order, fetched ahead of
+    the caller (by slices, or by one prefetching thread): no need to prefetch it again.
 
     `walk(lo, hi, after)` is one plain `searchAfter` walk over a range. The first answer's `total`
     is what every page reports as `total` (slices answer their own counts).
@@ -112,9 +113,15 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
             wanted = -(-(total - len(rows)) // slice_rows) - 1
             extra = budget.take(min(wanted, end - last))
         if extra <= 0:
+            if outer:  # one walk: its pages are fetched ahead of the consumer, in a thread of their own
+                rest = Prefetcher(pages)
+                try:
+                    yield from rest
+                finally:
+                    rest.close()
+                return
             for rows, response in pages:
-                if not outer:
-                    _check_range(rows, time_field, lo, hi)
+                _check_range(rows, time_field, lo, hi)
                 yield rows, response
             return
     finally:

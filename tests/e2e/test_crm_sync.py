@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sources.highlevel.endpoints import LISTS
 from sources.highlevel.settings import DEFAULT_RESOURCES
 
 from .conftest import Harness
@@ -78,7 +80,8 @@ def test_full_load_of_every_table_equals_ground_truth(crm: Harness) -> None:
     assert h.query("select timezone from highlevel.locations where id = ?", loc) == [
         (h.sb.truth_location(loc)["timezone"],)]
     models = {r[0] for r in h.query("select distinct model from highlevel.custom_fields where location_id = ?", loc)}
-    assert models == {"contact", "opportunity"}
+    objects = {s["key"] for s in h.sb.truth(loc, "object_schemas") if not s["standard"]}
+    assert models == {"contact", "opportunity", *objects} and objects  # custom objects' fields too
     assert "POST search" in result.locations[0].notes["opportunities"] or "GET" in \
         result.locations[0].notes["opportunities"]
 
@@ -119,7 +122,12 @@ def test_changes_arrive_exactly_once_and_a_quiet_run_is_cheap(crm: Harness) -> N
     # appointments ceil(395 days / 90) = 5 windows per calendar, custom fields 1, users 1, location 1,
     # tasks: the whole list, 100 a page
     task_pages = len(h.sb.truth(loc, "tasks")) // 100 + 1
-    assert len(requests) <= 11 + 5 * calendars + task_pages, by_path
+    # the account's lists (endpoints.LISTS): at most two each; custom objects have no change filter:
+    # each object's records are searched again (100 a page), its fields read once
+    objects = [s["key"] for s in h.sb.truth(loc, "object_schemas") if not s["standard"]]
+    records = Counter(r["objectKey"] for r in h.sb.truth(loc, "object_records"))
+    searches = sum(records[key] // 100 + 1 for key in objects)
+    assert len(requests) <= 11 + 5 * calendars + task_pages + 2 * len(LISTS) + searches + len(objects), by_path
 
 
 def test_garbage_in_one_resource_fails_only_that_resource(crm: Harness) -> None:

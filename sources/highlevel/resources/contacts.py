@@ -24,7 +24,7 @@ import dlt
 
 from .. import settings
 from ..normalize import shape_contact, to_iso_z, to_utc
-from ..paginators import RowLimit, prefetch, search_after_pages
+from ..paginators import RowLimit, search_after_pages
 from ..slices import sliced_walk
 from .columns import json_column, text, ts
 from .context import LocationContext
@@ -142,7 +142,7 @@ def contacts(ctx: LocationContext) -> Iterator[Any]:
                             max_slices=ctx.options.search_slices)
     limit = RowLimit(ctx.options.chunk_rows if chunked else None, page_size, already=seen)
     last_page: list[dict[str, Any]] = []
-    for page, response in prefetch(limit(pages)):
+    for page, response in limit(pages):  # fetched ahead already (slices.py)
         if isinstance(response.get("total"), int):
             report.total = response["total"]
         for contact in page:

@@ -60,7 +60,8 @@ def list_columns(spec: ListEndpoint) -> dict[str, Any]:
 def list_resource(spec: ListEndpoint) -> Any:
     """The dlt resource of one table row: its hints are the table contract, its body the reader."""
     merge_key = "location_id" if spec.freshness == "full" else None
-    read = {"product_prices": read_prices, "products": read_products}.get(spec.resource, read_list)
+    read = {"product_prices": read_prices, "products": read_shared, "object_schemas": read_shared}.get(
+        spec.resource, read_list)
 
     def body(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
         yield from read(ctx, spec)
@@ -184,7 +185,7 @@ def yield_by_id(ctx: LocationContext, spec: ListEndpoint, ids: list[str]) -> lis
 def read_prices(ctx: LocationContext, spec: ListEndpoint) -> Iterator[list[dict[str, Any]]]:
     """Every product's prices, when something says they may have changed; nothing otherwise."""
     report = ctx.report(spec.resource)
-    products = ctx.shared("products", _all_products)
+    products = all_rows(ctx, "products")
     digest = hashlib.blake2b(orjson.dumps(products, option=orjson.OPT_SORT_KEYS, default=str),
                              digest_size=16).hexdigest()
     state = ctx.resource_state(spec.resource).setdefault("products_digest", {})
@@ -210,14 +211,20 @@ def read_prices(ctx: LocationContext, spec: ListEndpoint) -> Iterator[list[dict[
     ctx.resource_state(spec.resource).setdefault("last_success", {})[ctx.location_id] = to_iso_z(datetime.now(UTC))
 
 
-def _all_products(ctx: LocationContext) -> list[dict[str, Any]]:
-    products = LISTS["products"]
-    return [row for rows in pages(ctx, products, products.location_params(ctx.location_id)) for row in rows]
+def all_rows(ctx: LocationContext, resource: str) -> list[dict[str, Any]]:
+    """Every row of a small `full` list, read once per run for every resource that needs it:
+    products for the prices read, object schemas for the records read and the object fields."""
+    spec = LISTS[resource]
+
+    def read(ctx: LocationContext) -> list[dict[str, Any]]:
+        return [row for rows in pages(ctx, spec, spec.location_params(ctx.location_id)) for row in rows]
+
+    return ctx.shared(resource, read)  # type: ignore[no-any-return]
 
 
-def read_products(ctx: LocationContext, spec: ListEndpoint) -> Iterator[list[dict[str, Any]]]:
-    """Products, shared with the prices read (one listing per run)."""
-    rows = ctx.shared("products", _all_products)
+def read_shared(ctx: LocationContext, spec: ListEndpoint) -> Iterator[list[dict[str, Any]]]:
+    """A list other resources read too (products, object schemas): one listing per run."""
+    rows = all_rows(ctx, spec.resource)
     listed = {row["id"] for row in rows}
     rows = [dict(row) for row in rows if row["id"] not in ctx.deleted_ids(spec.resource)]
     ctx.report(spec.resource).rows += len(rows)
