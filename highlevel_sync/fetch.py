@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from sources.highlevel import LocationContext, read_resource, settings
 from sources.highlevel.endpoints import LISTS, scope_of
 from sources.highlevel.errors import ScopeError
@@ -234,7 +236,7 @@ class Fetcher:
                     if self._cancelled.is_set() or run.dropped:
                         raise Cancelled
                     if digest is not None:
-                        digest.update(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+                        digest.update(content_bytes(item))
                     for out in self._convert(name, item):
                         buffer.append(out)
                         rows[table_of(name, out)] += count_rows(out)
@@ -274,6 +276,18 @@ def read_phases(resources: Sequence[str]) -> list[list[str]]:
     read records the changed ones), then `deletions` (every sweep has reported)."""
     first = [name for name in resources if name not in AFTER_OTHERS]
     return [phase for phase in (first, *([name] for name in AFTER_OTHERS if name in resources)) if phase]
+
+
+def content_bytes(item: Any) -> bytes:
+    """What an item says, as bytes that are equal exactly when the content is: JSON (with the
+    table an item is hinted to), not pickle, whose output depends on which equal strings happen to
+    be one object (the JSON parser shares keys through a cache other threads fill)."""
+    table = table_of("", item)
+    data = getattr(item, "data", item) if hasattr(item, "meta") else item
+    try:
+        return table.encode() + b"\0" + orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # not JSON (an Arrow table): pickle is deterministic for those
+        return pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _unchanged(state: dict[str, Any], location_id: str, digest: str) -> bool:

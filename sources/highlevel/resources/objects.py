@@ -23,7 +23,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -65,21 +64,10 @@ def shape_record(ctx: LocationContext, object_key: str, record: dict[str, Any]) 
     if record_id in (None, ""):
         raise ApiError(f"location {ctx.location_id}: a {object_key} record has no id")
     return {"id": str(record_id), "location_id": ctx.location_id, "object_key": object_key,
-            "properties": _interned(record.get("properties") or {}), "owner": list(record.get("owner") or []),
+            "properties": record.get("properties") or {}, "owner": list(record.get("owner") or []),
             "followers": list(record.get("followers") or []),
             "created_at": to_utc(record.get("createdAt", record.get("dateAdded"))),
             "updated_at": to_utc(record.get("updatedAt", record.get("dateUpdated")))}
-
-
-def _interned(value: Any) -> Any:
-    """`value` with every dict key interned. The JSON parser shares key strings through a cache
-    whose contents depend on what other threads parsed, and the run's digest pickles rows (pickle
-    writes a shared string once): interned keys make an unchanged listing pickle the same way."""
-    if isinstance(value, dict):
-        return {sys.intern(str(key)): _interned(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_interned(item) for item in value]
-    return value
 
 
 def search_object(ctx: LocationContext, object_key: str) -> list[dict[str, Any]]:
