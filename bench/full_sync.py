@@ -5,9 +5,12 @@ Reports wall time against the request-budget minimum for the requests made (the 
 yardstick: requests / 10 per second; and a stricter one that counts the first 100 as a free
 burst), 429s, peak RSS and CPU seconds of the sync process, and the sandbox's CPU seconds (it
 runs in its own process but shares this machine's cores, which the real API would not).
-`BENCH_TIMELINE=1` logs each phase and request with millisecond offsets on stderr.
+`BENCH_TIMELINE=1` logs each phase and request with millisecond offsets on stderr. The sandbox's
+latency model is on (`BENCH_LATENCY_MS`, default 250 ms per answer, and `BENCH_LATENCY_PER_RECORD_MS`,
+default 0.5 ms per record; both 0 for loopback speed).
 
     .venv/bin/python bench/full_sync.py
+    BENCH_LATENCY_MS=0 BENCH_LATENCY_PER_RECORD_MS=0 .venv/bin/python bench/full_sync.py
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ def main() -> None:
                     raise SystemExit("sandbox did not start") from None
                 time.sleep(0.5)
         location = info["location_ids"][0]
+        latency = {"fixed_ms": float(os.environ.get("BENCH_LATENCY_MS", "250")),
+                   "per_record_ms": float(os.environ.get("BENCH_LATENCY_PER_RECORD_MS", "0.5"))}
+        httpx.post(f"{base}/__sandbox__/latency", json=latency, timeout=30).raise_for_status()
         import psutil
 
         sandbox_cpu = psutil.Process(sandbox.pid).cpu_times()
@@ -76,7 +82,7 @@ def main() -> None:
     # the issue's yardstick: total requests / 10 per second; stricter: the first 100 are a free burst
     minimum, strict = n / 10.0, max(0.0, (n - 100) / 10.0)
     report = {
-        **result, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **result, "latency": latency, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "sync_cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "requests": n,
         "http_429": sum(1 for e in log if e["status"] == 429), "request_span_s": round(span, 1),
         "budget_minimum_s": minimum, "budget_used_end_to_end": round(minimum / wall, 3),
