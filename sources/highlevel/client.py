@@ -176,7 +176,7 @@ class HighLevelClient:
     ) -> dict[str, Any]:
         gov = self.governor(location_id)
         stats = self.stats[location_id]
-        gov.acquire(request_priority())
+        sent = gov.acquire(request_priority())
         headers: httpx.Headers | None = None
         self._in_flight.acquire()
         try:
@@ -192,7 +192,7 @@ class HighLevelClient:
             raise RetryableError(f"cannot reach {self.base_url} ({type(exc).__name__}: {exc})") from exc
         finally:
             self._in_flight.release()
-            gov.release(headers)
+            gov.release(headers, sent)
             with self._lock:
                 stats.requests += 1
                 stats.by_endpoint[f"{method} {_template(path, location_id)}"] += 1

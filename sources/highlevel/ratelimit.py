@@ -47,13 +47,19 @@ class RateGovernor:
         self._ready = threading.Condition(self._lock)
         self._waiting: list[tuple[float, int]] = []  # (priority, arrival) of requests waiting for a slot
         self._tickets = itertools.count()
+        self._server_left: int | None = None  # `remaining` of the latest answer (None: none yet)
+        self._sent_since = 0  # requests sent since that answer, or in flight when it came
+        self._heard_at = -float("inf")  # when it came
+        self._sent = 0  # requests sent so far; the place in that order of the latest answer heard:
+        self._heard_from = 0  # an answer to an earlier request, arriving later, is older news
 
-    def acquire(self, priority: float = 0.0) -> None:
+    def acquire(self, priority: float = 0.0) -> int:
         """Block until a request may be sent; raise QuotaExhausted near the daily limit.
 
         When the budget is short, waiting requests go in `priority` order (lower first, then first
         come): a time-sliced read gives its earlier slices lower numbers, so the pages the consumer
-        needs next are fetched first and later slices fill the rest of the budget.
+        needs next are fetched first and later slices fill the rest of the budget. Returns the
+        request's place in sending order, for `release`.
         """
         ticket = (priority, next(self._tickets))
         with self._ready:
@@ -71,21 +77,40 @@ class RateGovernor:
                     horizon = now - self.interval_s
                     while self._done and self._done[0] <= horizon:
                         self._done.popleft()
-                    free = now >= self._blocked_until and len(self._done) + self._in_flight < self.max_requests
+                    ours = len(self._done) + self._in_flight < self.max_requests
+                    theirs = self._server_allows(now)
+                    free = now >= self._blocked_until and ours and theirs
                     if free and self._waiting[0] == ticket:
                         heapq.heappop(self._waiting)
                         self._in_flight += 1
+                        self._sent_since += 1
+                        self._sent += 1
                         self._ready.notify_all()  # the next in line may go too
-                        return
+                        return self._sent
                     wait = self._blocked_until - now
-                    if self._done and len(self._done) + self._in_flight >= self.max_requests:
+                    if self._done and not ours:
                         wait = max(wait, self._done[0] + self.interval_s - now)
+                    if not theirs:  # a response will tell more; with none in flight, the window slides
+                        wait = max(wait, self._heard_at + self.interval_s - now if not self._in_flight
+                                   else self.interval_s)
                     self._wait(min(max(wait, 0.005), self.interval_s))
             except BaseException:
                 self._waiting.remove(ticket)
                 heapq.heapify(self._waiting)
                 self._ready.notify_all()
                 raise
+
+    def _server_allows(self, now: float) -> bool:
+        """What the server said is left in its window, less what was sent since it said so.
+
+        A run's own count starts empty, but the server's window may hold the requests of a run that
+        just ended (or of another integration): many requests sent at once on a fresh count would
+        meet 429s. So the first request goes alone, and later ones stay within the `remaining` the
+        latest answer reported, counting requests still in flight as not yet seen by it.
+        """
+        if self._in_flight == 0 and now >= self._heard_at + self.interval_s:
+            return True  # nothing pending and a whole window since the last answer: ask
+        return self._server_left is not None and self._sent_since < self._server_left
 
     def _wait(self, seconds: float) -> None:
         """Sleep (lock released) until woken by a finished request or `seconds` pass."""
@@ -98,7 +123,7 @@ class RateGovernor:
             finally:
                 self._ready.acquire()
 
-    def release(self, headers: Mapping[str, str] | None) -> None:
+    def release(self, headers: Mapping[str, str] | None, sent: int | None = None) -> None:
         """Record a finished request and learn the real limits from its headers."""
         with self._lock:
             self._ready.notify_all()
@@ -118,6 +143,13 @@ class RateGovernor:
                 self.interval_s = interval_ms / 1000.0
             if daily_remaining is not None:
                 self.daily_remaining = daily_remaining
+            # the server's own count (requests still in flight may not be in it yet), unless an answer
+            # to a later request already told newer news
+            if sent is None or sent > self._heard_from:
+                self._heard_from = sent or self._heard_from
+                self._server_left = remaining if remaining is not None else self.max_requests
+                self._sent_since = self._in_flight
+                self._heard_at = now
             if daily_limit is not None:
                 self.daily_limit = daily_limit
             if remaining is not None and remaining <= 0:

@@ -74,3 +74,30 @@ def test_stops_before_the_daily_quota_is_gone() -> None:
     gov.release({"x-ratelimit-daily-remaining": "5", "x-ratelimit-limit-daily": "200000"})
     with pytest.raises(QuotaExhausted, match="daily API quota"):
         gov.acquire()
+
+
+def test_a_fresh_count_asks_first_and_then_stays_within_what_the_server_says_is_left() -> None:
+    """The server's window may still hold another run's requests: the first request goes alone, and
+    the next ones stay within the `remaining` its answer reported (requests in flight count)."""
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=100, interval_ms=10_000, clock=clock, sleep=clock.sleep)
+    first = gov.acquire()
+    assert not gov._server_allows(clock.now)  # a second one waits for the first answer
+    gov.release({"x-ratelimit-remaining": "3"}, first)
+    sent = [gov.acquire() for _ in range(3)]
+    assert not gov._server_allows(clock.now)  # three sent, three were left
+    gov.release({"x-ratelimit-remaining": "1"}, sent[0])  # two still in flight: not in that count yet
+    assert not gov._server_allows(clock.now)
+    gov.release({"x-ratelimit-remaining": "5"}, sent[1])  # one in flight; 5 left: 4 more may go
+    assert gov._server_allows(clock.now)
+    gov.release({"x-ratelimit-remaining": "9"}, sent[0])  # an older answer arriving late is ignored
+    assert gov._server_left == 5
+
+
+def test_with_nothing_in_flight_a_request_asks_again_once_the_window_has_slid() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=100, interval_ms=1000, clock=clock, sleep=clock.sleep)
+    gov.release({"x-ratelimit-remaining": "0"}, gov.acquire())
+    started = clock.now
+    gov.acquire()  # sleeps (fake clock) until the server's window has slid past its full count
+    assert clock.now - started >= 1.0
