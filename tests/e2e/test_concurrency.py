@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -141,4 +141,6 @@ def test_faults_on_every_route_cost_no_healthy_location_a_record(agency: Agency)
         sb.world.create_contacts(healthy[1], 15)
         sb.wait_for_index()
     statuses = [r["status"] for r in sb.requests()]
-    assert statuses.count(429) > 10 and sum(1 for s in statuses if s >= 500) > 20  # the faults did happen
+    # the faults did happen, on data and token routes alike
+    assert statuses.count(429) >= 3 and sum(1 for s in statuses if s >= 500) >= 6, Counter(statuses)
+    assert any(r["status"] >= 429 for r in sb.requests("/oauth/"))

@@ -9,7 +9,7 @@ each) keeps where it stopped in `resources.<name>.resume[<location>]` until it c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..normalize import to_iso_z, to_utc
@@ -76,3 +76,14 @@ class LocationCursor:
     def finish(self) -> None:
         self.save()
         self._state.setdefault("last_success", {})[self.ctx.location_id] = to_iso_z(datetime.now(UTC))
+
+
+def prune_recent(recent: dict[str, str], overlap: timedelta) -> dict[str, str]:
+    """Of the change stamps a per-record read remembers (notes, relations), keep what the next
+    overlap window can show again: stamps near the newest one."""
+    if not recent:
+        return {}
+    newest = to_utc(max(recent.values()))
+    assert newest is not None
+    floor = to_iso_z(newest - 2 * overlap)
+    return {record_id: stamp for record_id, stamp in recent.items() if stamp >= floor}

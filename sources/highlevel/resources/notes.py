@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ from ..errors import ApiError, HighLevelError
 from ..normalize import convert_timestamps, to_iso_z, to_utc
 from .columns import location_key, text, ts
 from .context import LocationContext
+from .cursors import prune_recent
 from .deletions import HARD_DELETE, hard_delete_rows
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def notes(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
         pending[loc] = deferred
     else:
         pending.pop(loc, None)
-    state.setdefault("recent", {})[loc] = _prune(recent, ctx.options.overlap)
+    state.setdefault("recent", {})[loc] = prune_recent(recent, ctx.options.overlap)
     stamps = [when for when in (ctx.changed_contacts or {}).values() if when is not None]
     if stamps:
         covered = to_utc(state.get("covered", {}).get(loc))
@@ -115,16 +116,6 @@ def _queue(ctx: LocationContext, pending: list[str], recent: dict[str, str]) -> 
             recent[contact_id] = stamp
     queue.update(dict.fromkeys(ctx.note_changes))
     return queue
-
-
-def _prune(recent: dict[str, str], overlap: timedelta) -> dict[str, str]:
-    """Keep what the next overlap window can show again: stamps near the newest one."""
-    if not recent:
-        return {}
-    newest = to_utc(max(recent.values()))
-    assert newest is not None
-    floor = to_iso_z(newest - 2 * overlap)
-    return {contact_id: stamp for contact_id, stamp in recent.items() if stamp >= floor}
 
 
 class _Reader:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +33,7 @@ from ..normalize import to_iso_z, to_utc
 from ..paginators import numbered_pages
 from .columns import location_key, text
 from .context import LocationContext
+from .cursors import prune_recent
 from .deletions import HARD_DELETE, hard_delete_rows
 from .objects import record_stamps
 
@@ -87,7 +88,7 @@ def relations(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
         pending[loc] = deferred
     else:
         pending.pop(loc, None)
-    state.setdefault("recent", {})[loc] = _prune(recent, ctx.options.overlap)
+    state.setdefault("recent", {})[loc] = prune_recent(recent, ctx.options.overlap)
     newest = max((when for when in stamps.values() if when is not None), default=None)
     if newest is not None:
         state.setdefault("covered", {})[loc] = to_iso_z(newest)
@@ -112,16 +113,6 @@ def _queue(ctx: LocationContext, state: dict[str, Any], stamps: dict[str, dateti
             recent[record_id] = stamp
     queue.update(dict.fromkeys(ctx.changed_records.get(RESOURCE, {})))
     return queue
-
-
-def _prune(recent: dict[str, str], overlap: timedelta) -> dict[str, str]:
-    """Keep what the next overlap window can show again: stamps near the newest one."""
-    if not recent:
-        return {}
-    newest = to_utc(max(recent.values()))
-    assert newest is not None
-    floor = to_iso_z(newest - 2 * overlap)
-    return {record_id: stamp for record_id, stamp in recent.items() if stamp >= floor}
 
 
 class _Reader:
