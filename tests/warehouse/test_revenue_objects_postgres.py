@@ -22,8 +22,9 @@ RESOURCES = [*LISTS, "contacts", "custom_fields", "object_records", "relations"]
 
 
 def test_revenue_and_objects_into_postgres(highlevel_sandbox_factory: Any, tmp_path: Path, postgres_dsn: str) -> None:
-    sb = highlevel_sandbox_factory(contacts_per_location=(2_500, 80, 40), index_lag_s=0.3,
-                                   object_records_per_location=((1_100, 1_020), (25,)))
+    # two custom objects of more than one search page each (100); no burst limit, which is not what this tests
+    sb = highlevel_sandbox_factory(contacts_per_location=(2_500, 80, 40), index_lag_s=0.3, rate_limit_max=None,
+                                   object_records_per_location=((230, 160), (25,)))
     locations = sb.location_ids
     big = locations[0]
     dataset = f"hl_{tmp_path.name[-8:].lower().replace('-', '_')}"
@@ -32,7 +33,7 @@ def test_revenue_and_objects_into_postgres(highlevel_sandbox_factory: Any, tmp_p
         request = SyncRequest(destination=dlt.destinations.postgres(credentials=postgres_dsn), dataset_name=dataset,
                               pipelines_dir=str(tmp_path / "pipelines"), resources=RESOURCES, **kw)
         result = run_sync(request, config=validate({"base_url": sb.base_url, "location_ids": locations,
-                                                    "sweep_every_hours": 0}),
+                                                    "sweep_every_hours": 0, "relations_max_requests": 10_000}),
                           auth=StaticAuthProvider({loc: sb.token_for(loc) for loc in locations}),
                           client_options={"backoff_base_s": 0.05})
         assert result.ok, [r.error for r in result.locations]
