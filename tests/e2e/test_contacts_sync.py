@@ -80,7 +80,8 @@ def test_full_load_equals_ground_truth_beyond_the_10k_window(harness: Harness) -
     assert harness.query("select count(distinct location_id) from highlevel.users") == [(3,)]
     assert {r[0] for r in harness.query("select id from highlevel.locations")} == set(harness.sb.location_ids)
     truth_fields = {f["id"] for loc in harness.sb.location_ids for f in harness.sb.truth_custom_fields(loc, "all")}
-    assert {r[0] for r in harness.query("select id from highlevel.custom_fields")} == truth_fields
+    loaded_fields = harness.query("select id from highlevel.custom_fields where model in ('contact', 'opportunity')")
+    assert {r[0] for r in loaded_fields} == truth_fields  # (custom objects' fields are rows of their own)
     # no page-number paging: every search after the first page used searchAfter
     searches = harness.sb.requests("/contacts/search")
     assert all("page" not in (r["body"] or {}) for r in searches)

@@ -83,8 +83,9 @@ def loaded(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_short_lived_tokens_over_a_long_run_never_burn_or_expire(agency: Agency) -> None:
     agency.import_company()
-    # each request takes a while: the run spans many lifetimes, even with the locations side by side
+    # each request takes a while, and few are in flight at once: the run spans many lifetimes
     agency.sb.faults.set(slow_rate=1.0, slow_ms=700)
+    agency.env["SOURCES__HIGHLEVEL__MAX_REQUESTS_IN_FLIGHT"] = "2"
     started = time.monotonic()
     code, out, err = agency.finish(agency.cli("run", "--locations", "all", "--resources", RESOURCES))
     elapsed = time.monotonic() - started
