@@ -67,9 +67,11 @@ DEFAULT_OVERLAP = timedelta(minutes=5)  # covers the asynchronous search index l
 # daily quota (200,000) on notes: 1,000 is half a percent of it, under two minutes at the burst limit.
 DEFAULT_NOTES_MAX_REQUESTS = 1_000
 
-# Locations fetched side by side. Each has its own budget (100 requests / 10 s), so the bound is
-# this machine's CPU and sockets, not HighLevel's: 8 keeps a 2-core machine busy without thrashing.
-DEFAULT_MAX_PARALLEL_LOCATIONS = 8
+# Locations fetched side by side. Each has its own budget (100 requests / 10 s), and HighLevel
+# answers in hundreds of milliseconds, so a location's run is mostly waiting: many at once keep the
+# machine busy. Their reads share one pool (DEFAULT_MAX_PARALLEL_READS) and one cap on requests in
+# flight (DEFAULT_MAX_REQUESTS_IN_FLIGHT), so this bounds waiting coordinators, not work.
+DEFAULT_MAX_PARALLEL_LOCATIONS = 32
 
 # Requests in flight at once, all locations together. HighLevel answers in hundreds of milliseconds,
 # so a location's budget (100 / 10 s) needs several requests in flight to be used at all; the
