@@ -223,8 +223,9 @@ class _Book:
     def planned(self, locations: list[str]) -> None:
         if "tasks" in self.plan.resources:  # every run judges loaded open tasks: all of them, in one query
             self.loaded_tasks = deletions.loaded_tasks_by_location(self.pipeline, locations)
-        for name in (name for name in self.plan.resources if name in LISTS or name == "object_records"):
-            self.loaded_lists[name] = deletions.loaded_ids_by_location(self.pipeline, name, locations)
+        self.loaded_lists = deletions.loaded_ids_by_table(
+            self.pipeline, [name for name in self.plan.resources if name in LISTS or name == "object_records"],
+            locations)
         if self.progress is not None:
             self.progress.locations_planned(len(locations))
 
