@@ -172,6 +172,7 @@ def test_two_dag_runs_of_shard_tasks_with_20s_tokens_burn_nothing(highlevel_sand
     # start when the agency token is about to be renewed, and make the runs outlive the location tokens
     time.sleep(max(0.0, 12.0 - (time.monotonic() - imported)))
     sb.faults.set(slow_rate=1.0, slow_ms=2500)
+    agency.env["SOURCES__HIGHLEVEL__MAX_REQUESTS_IN_FLIGHT"] = "1"  # one at a time: the reads outlive a token
     started = time.monotonic()
     procs = [agency.shard_task(shard, dataset) for dataset in ("run_a", "run_b") for shard in shards]
     outcomes = [proc.communicate(timeout=240) for proc in procs]
