@@ -46,6 +46,8 @@ REREAD_IN_FULL = frozenset({"pipelines", "calendars", "appointments", "tasks", "
                             "locations", *LISTS, "object_records"})
 
 Convert = Callable[[str, Any], Iterable[Any]]
+# items of a full re-read held unserialized until its digest is known (see _read_resource)
+HELD_ITEMS = 64
 
 
 class Cancelled(Exception):
@@ -146,7 +148,11 @@ class Fetcher:
             try:
                 while True:
                     active -= self._drain(ready, read)
-                    while active < self._max_parallel and not self._cancelled.is_set():
+                    # a location read but not yet loaded holds its context and buffers: when the
+                    # loader falls behind (a first run, CPU bound), reading waits for it instead of
+                    # filling memory with locations read ahead
+                    while active < self._max_parallel and active + len(read) < 2 * self._max_parallel \
+                            and not self._cancelled.is_set():
                         location_id = next(waiting, None)
                         if location_id is None:
                             break
@@ -231,6 +237,10 @@ class Fetcher:
             report.more = False
             buffer = SpillBuffer(self._budget)
             rows: Counter[str] = Counter()
+            # a full re-read is mostly unchanged: its first items wait unserialized until the
+            # digest says whether they load at all (a no-change agency run spent an eighth of its
+            # reading CPU serializing rows it then threw away)
+            held: list[Any] | None = [] if digest is not None else None
             try:
                 for item in read_resource(ctx, name):
                     if self._cancelled.is_set() or run.dropped:
@@ -238,8 +248,15 @@ class Fetcher:
                     if digest is not None:
                         digest.update(content_bytes(item))
                     for out in self._convert(name, item):
-                        buffer.append(out)
                         rows[table_of(name, out)] += count_rows(out)
+                        if held is None:
+                            buffer.append(out)
+                            continue
+                        held.append(out)
+                        if len(held) >= HELD_ITEMS:  # a big re-read: bounded memory comes first
+                            for waiting in held:
+                                buffer.append(waiting)
+                            held = None
             except Cancelled:
                 buffer.close()
                 raise
@@ -258,6 +275,9 @@ class Fetcher:
             if digest is not None and _unchanged(state, run.location_id, digest.hexdigest()):
                 buffer.close()  # the destination has these very rows: the unit only carries the state
                 rows = Counter()
+            elif held:
+                for waiting in held:
+                    buffer.append(waiting)
             before = {section: set(keys) for section, keys in known.items()}
             for section, entries in state.items():
                 known.setdefault(section, set()).update(entries)
