@@ -212,7 +212,10 @@ class _Book:
         self.plan, self.pipeline, self.client, self.inbox, self.progress = plan, pipeline, client, inbox, progress
         states = copy.deepcopy(pipeline.state.get("sources", {}).get("highlevel", {}).get("resources", {}))
         self.parts = {name: split_by_location(states.get(name, {})) for name in plan.resources}
-        self.runs: list[LocationRun] = []
+        # locations started and not yet committed: a committed one's context (its state, shared
+        # reads, loaded ids) is let go, or an agency run would hold every location's until the end
+        self.open_runs: dict[int, LocationRun] = {}
+        self.started: set[str] = set()
         self.results: list[LocationResult] = []
         self.table_rows: dict[str, int] = {}
         self.loaded_tasks: dict[str, dict[str, deletions.LoadedTask]] = {}
@@ -243,7 +246,8 @@ class _Book:
         for name, loaded in self.loaded_lists.items():
             ctx.known_ids[name] = loaded.pop(location_id, set())
         run = LocationRun(ctx, LocationResult(location_id))
-        self.runs.append(run)
+        self.open_runs[id(run)] = run
+        self.started.add(location_id)
         self.client.governor(location_id)  # its stats exist from now on, for the progress display
         if self.progress is not None:
             self.progress.location_started(location_id, ctx.reports, self.client.stats[location_id])
@@ -256,16 +260,17 @@ class _Book:
                     and not run.dropped:
                 deletions.commit(run.ctx, self.inbox)
             self.results.append(_close(run, self.client))
+            self.open_runs.pop(id(run), None)
             if self.progress is not None:
                 self.progress.location_finished(self.results[-1])
 
     def stop(self, failure: str, locations: list[str]) -> None:
         """The run ends early: every location not done yet fails with `failure`."""
         closed = {result.location_id for result in self.results}
-        self.results.extend(_close(run, self.client, failure) for run in self.runs if run.location_id not in closed)
-        started = {run.location_id for run in self.runs}
+        self.results.extend(_close(run, self.client, failure) for run in self.open_runs.values()
+                            if run.location_id not in closed)
         self.results.extend(LocationResult(loc, error=f"not synced: {failure}") for loc in locations
-                            if loc not in started)
+                            if loc not in self.started)
 
 
 def open_inbox(request: SyncRequest) -> Any:
