@@ -71,17 +71,17 @@ DEFAULT_NOTES_MAX_REQUESTS = 1_000
 # answers in hundreds of milliseconds, so a location's run is mostly waiting: many at once keep the
 # machine busy. Their reads share one pool (DEFAULT_MAX_PARALLEL_READS) and one cap on requests in
 # flight (DEFAULT_MAX_REQUESTS_IN_FLIGHT), so this bounds waiting coordinators, not work.
-DEFAULT_MAX_PARALLEL_LOCATIONS = 32
+DEFAULT_MAX_PARALLEL_LOCATIONS = 64
 
 # Requests in flight at once, all locations together. HighLevel answers in hundreds of milliseconds,
 # so a location's budget (100 / 10 s) needs several requests in flight to be used at all; the
 # per-location governor keeps each location within its budget whatever this allows.
-DEFAULT_MAX_REQUESTS_IN_FLIGHT = 64
+DEFAULT_MAX_REQUESTS_IN_FLIGHT = 128
 # Time slices a long search walk (contacts) is read in, side by side (slices.py): at 500 ms a page,
 # five in flight fill a location's budget; more cover skew (one slice holding most rows)
 DEFAULT_SEARCH_SLICES = 16
 # Resource reads running at once, all locations together (each one a thread that mostly waits).
-DEFAULT_MAX_PARALLEL_READS = 48
+DEFAULT_MAX_PARALLEL_READS = 128
 
 # The safety-net sweep: a plain run also re-reads in full (deletions, old corrections) each location
 # whose last sweep is older than this, spread over the period by a stable hash of the location id.
