@@ -82,7 +82,7 @@ class HighLevelClient:
         # Several connection pools, each thread keeping to one: httpcore's pool re-examines every
         # connection for every request under one lock (quadratic in connections), and with 64
         # connections a 1,000-location no-change run's readers spent 30 % of their time queued on
-        # that lock (py-spy). The cap on requests in flight stays global.
+        # that lock (py-spy, sandbox at loopback speed). The cap on requests in flight stays global.
         shards = max(1, min(HTTP_POOL_SHARDS, max_in_flight // 8))
         per_shard = -(-max_in_flight // shards)
         self._shards = [httpx.Client(
