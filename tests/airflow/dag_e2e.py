@@ -191,7 +191,8 @@ def main() -> int:
                      else None if r["path"] == "/oauth/token" else r.get("location_id")
                      for r in sb.requests()} - {None}
             strays = [(r["method"], r["path"], r["query"], r["body"] if r["path"] == "/oauth/locationToken" else None)
-                      for r in sb.requests() if r["path"] != "/oauth/token" and r.get("location_id") not in (None, target)]
+                      for r in sb.requests()
+                      if r["path"] != "/oauth/token" and r.get("location_id") not in (None, target)]
             assert asked == {target}, (target, strays[:10])
             truth = {c["id"]: c for c in sb.truth_contacts(target)}
             stored = dict(query("select id, email from highlevel.contacts where location_id = ?", target))
