@@ -238,8 +238,8 @@ class Fetcher:
             buffer = SpillBuffer(self._budget)
             rows: Counter[str] = Counter()
             # a full re-read is mostly unchanged: its first items wait unserialized until the
-            # digest says whether they load at all (a no-change agency run spent an eighth of its
-            # reading CPU serializing rows it then threw away)
+            # digest says whether they load at all (a no-change agency run at loopback speed spent
+            # an eighth of its reading CPU serializing rows it then threw away)
             held: list[Any] | None = [] if digest is not None else None
             try:
                 for item in read_resource(ctx, name):
