@@ -50,6 +50,9 @@ class FilterIgnored(Exception):
 
 
 class _Budget:
+    """Slices fetching at once, beyond the walk's own: a slice hands its place back when its last
+    page is fetched, so a slice still far from its end can cut its rest while others idle."""
+
     def __init__(self, slices: int) -> None:
         self._left = slices
         self._lock = threading.Lock()
@@ -59,6 +62,10 @@ class _Budget:
             granted = max(0, min(wanted, self._left))
             self._left -= granted
             return granted
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._left += 1
 
 
 def marker_of(row: dict[str, Any]) -> list[Any] | None:
@@ -92,10 +99,15 @@ def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi:
 
 def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None, after: list[Any] | None,
            budget: _Budget, slice_rows: int, outer: bool) -> Iterator[tuple[Page, dict[str, Any]]]:
+    """The walk over [lo, hi]. The outer walk cuts its rest into slices after its first page (as
+    many as `total` calls for, one per `slice_rows`); a slice cuts its own rest after any page
+    while places are free and more than one page is left, so the read never ends on one long
+    slice walked a page at a time while the budget sits unused."""
     if not outer:  # this slice's thread: earlier slices are needed sooner, so they go first when short
         set_request_priority(float(lo or 0))
     pages = walk(lo, hi, after)
     asked = time.monotonic()
+    cut = 0
     try:
         first = next(pages, None)
         fast = time.monotonic() - asked < SLICE_WHEN_PAGE_TAKES_S
@@ -106,13 +118,15 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
             _check_range(rows, time_field, lo, hi)
         yield first
         total = response.get("total")
-        last = _ms(rows[-1].get(time_field))
+        left = total - len(rows) if isinstance(total, int) else 0
         end = hi if hi is not None else int(time.time() * 1000)
-        extra = 0
-        if len(rows) >= page_size and isinstance(total, int) and last is not None and end > last and not fast:
-            wanted = -(-(total - len(rows)) // slice_rows) - 1
-            extra = budget.take(min(wanted, end - last))
-        if extra <= 0:
+        while True:
+            last = _ms(rows[-1].get(time_field))
+            if len(rows) >= page_size and last is not None and end > last and not fast and left > page_size:
+                wanted = -(-left // slice_rows) - 1 if outer else -(-left // page_size) - 1
+                cut = budget.take(min(wanted, end - last))
+            if cut > 0:
+                break
             if outer:  # one walk: its pages are fetched ahead of the consumer, in a thread of their own
                 rest = Prefetcher(pages)
                 try:
@@ -120,19 +134,25 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
                 finally:
                     rest.close()
                 return
-            for rows, response in pages:
-                _check_range(rows, time_field, lo, hi)
-                yield rows, response
-            return
+            page = next(pages, None)
+            if page is None:
+                return
+            rows, response = page
+            _check_range(rows, time_field, lo, hi)
+            yield page
+            left -= len(rows)
     finally:
         close = getattr(pages, "close", None)
         if close is not None:
-            close()  # the single walk is abandoned: slices go on from here
+            close()  # the walk is abandoned (slices go on from here) or done
+        if not outer and cut <= 0:
+            budget.give_back()  # done fetching (or failed): a slice elsewhere may cut its rest
     assert last is not None
-    bounds = [last + (end - last) * i // (extra + 1) for i in range(extra + 1)]
+    bounds = [last + (end - last) * i // (cut + 1) for i in range(cut + 1)]
     ranges: list[tuple[int, int | None]] = [(start, stop - 1) for start, stop in itertools.pairwise(bounds)]
     ranges.append((bounds[-1], hi))
-    # one page waits in memory per slice (the rest on disk): many slices must not hold many pages
+    # one page waits in memory per slice (the rest on disk): many slices must not hold many pages.
+    # The first continues this walk from its last row, in this walk's place (so `cut` new places).
     slices = [Prefetcher(_slice(walk, time_field, page_size, start, stop, marker_of(rows[-1]) if i == 0 else None,
                                 budget, slice_rows, False), depth=1, start=True)
               for i, (start, stop) in enumerate(ranges)]

@@ -101,3 +101,45 @@ def test_with_nothing_in_flight_a_request_asks_again_once_the_window_has_slid() 
     started = clock.now
     gov.acquire()  # sleeps (fake clock) until the server's window has slid past its full count
     assert clock.now - started >= 1.0
+
+
+
+def _burst(gov: RateGovernor, clock: FakeClock, count: int, spacing: float, latency: float,
+           server_used: int) -> None:
+    """The first request alone (as on a fresh count), then `count - 1` sent `spacing` apart, each
+    answered `latency` after it was sent; the server counts arrivals (send times here),
+    `server_used` of them someone else's."""
+    start = clock.now
+    gov.acquire()
+    clock.now += latency
+    gov.release({"x-ratelimit-remaining": str(max(0, 100 - server_used - 1))}, 1)
+    answers: list[tuple[float, int, int]] = []  # (answer time, place, remaining)
+    for i in range(1, count):
+        clock.now = max(clock.now, start + latency + (i - 1) * spacing)
+        while answers and answers[0][0] <= clock.now:
+            _, place, remaining = answers.pop(0)
+            gov.release({"x-ratelimit-remaining": str(remaining)}, place)
+        answers.append((clock.now + latency, gov.acquire(), max(0, 100 - server_used - i - 1)))
+    for at, place, remaining in answers:
+        clock.now = max(clock.now, at)
+        gov.release({"x-ratelimit-remaining": str(remaining)}, place)
+
+
+def test_after_a_slow_burst_the_next_window_opens_an_interval_after_the_first_answer() -> None:
+    """A burst of 100 slow pages takes 5 s to send: the 101st request goes once the first request's
+    slot has left our window (its answer + 10 s), not 10 s after the burst's last answer."""
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=100, interval_ms=10_000, clock=clock, sleep=clock.sleep)
+    _burst(gov, clock, 100, spacing=0.05, latency=0.5, server_used=0)
+    assert clock.now > 1005.0  # the burst's last answer
+    gov.acquire()
+    assert 1000.0 + 0.5 + 10.0 <= clock.now < 1000.0 + 0.5 + 10.1
+
+
+def test_after_a_burst_a_window_partly_used_by_someone_else_still_waits_for_the_server() -> None:
+    clock = FakeClock()
+    gov = RateGovernor("L", max_requests=100, interval_ms=10_000, clock=clock, sleep=clock.sleep)
+    _burst(gov, clock, 60, spacing=0.05, latency=0.5, server_used=40)  # the server's window: full
+    last_answer = clock.now
+    gov.acquire()
+    assert clock.now >= last_answer + 10.0 - 0.01
