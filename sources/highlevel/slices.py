@@ -3,8 +3,10 @@
 HighLevel answers a 500-contact page in about half a second, so one `searchAfter` walk uses a
 third of a location's budget (100 requests / 10 s). Positions of a `searchAfter` walk are not known
 in advance, but times are: after the first page, the rest of the range is cut into slices by time
-(as many as the answer's `total` calls for), each walked by its own prefetching thread, and a slice
-whose own first page says it is still big is cut again. The consumer reads the slices in time
+(as many as the answer's `total` calls for), each walked by its own prefetching thread. A slice
+that is done hands its place back, and a slice with more than a page left cuts its rest while
+places are free (its own answers count its range), so a read whose records bunch in time does not
+end on one long slice walked a page at a time. The consumer reads the slices in time
 order, so it sees exactly the stream a single walk would give (same order, same rows): cursors,
 chunk positions (`searchAfter` markers) and merges work unchanged, and a chunk cut or a failure
 stops every slice (pages fetched ahead are dropped, as with any prefetch).
