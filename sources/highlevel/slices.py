@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,13 +52,22 @@ class FilterIgnored(Exception):
     """A slice's answer left its time range: the API does not honour the filter."""
 
 
-class _Budget:
-    """Slices fetching at once, beyond the walk's own: a slice hands its place back when its last
-    page is fetched, so a slice still far from its end can cut its rest while others idle."""
+class _Walks:
+    """What the slices of one read share: places (slices fetching at once, beyond the walk's own;
+    a slice hands its place back when its last page is fetched, so a slice still far from its end
+    can cut its rest while others idle) and every slice started, so closing the read stops them all.
 
-    def __init__(self, slices: int) -> None:
-        self._left = slices
+    A slice that cuts its rest ends with a `_Cut` naming the slices that take its place; the
+    consumer reads those next, so each page passes through one queue only, however often the
+    rest of a range was cut."""
+
+    def __init__(self, places: int) -> None:
+        self._left = places
         self._lock = threading.Lock()
+        self._cuts: dict[int, list[Prefetcher[Any]]] = {}
+        self._keys = itertools.count()
+        self._started: list[Prefetcher[Any]] = []
+        self._closed = False
 
     def take(self, wanted: int) -> int:
         with self._lock:
@@ -68,6 +78,36 @@ class _Budget:
     def give_back(self) -> None:
         with self._lock:
             self._left += 1
+
+    def cut(self, slices: list[Prefetcher[Any]]) -> _Cut:
+        with self._lock:
+            self._started.extend(slices)
+            closed = self._closed
+            key = next(self._keys)
+            self._cuts[key] = slices
+        if closed:  # the read stopped while this slice was cutting
+            for part in slices:
+                part.close()
+        return _Cut(key)
+
+    def slices_of(self, cut: _Cut) -> list[Prefetcher[Any]]:
+        with self._lock:
+            return self._cuts.pop(cut.key)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            started, self._started = self._started, []
+        for part in started:
+            part.close()
+
+
+class _Cut:
+    """The end of a slice whose rest was cut: the slices registered under `key` take its place.
+    (A plain key: it may wait in a queue that spills to disk.)"""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
 
 
 def marker_of(row: dict[str, Any]) -> list[Any] | None:
@@ -84,11 +124,12 @@ def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi:
     `walk(lo, hi, after)` is one plain `searchAfter` walk over a range. The first answer's `total`
     is what every page reports as `total` (slices answer their own counts).
     """
-    budget = _Budget(max_slices - 1)
+    walks = _Walks(max_slices - 1)
     total: int | None = None
     taken = after
     try:
-        for page, response in _slice(walk, time_field, page_size, lo, hi, after, budget, slice_rows, True):
+        for page, response in _in_order(_slice(walk, time_field, page_size, lo, hi, after, walks, slice_rows, True),
+                                         walks):
             if total is None and isinstance(response.get("total"), int):
                 total = response["total"]
             taken = marker_of(page[-1]) or taken
@@ -99,8 +140,26 @@ def sliced_walk(walk: Walk, time_field: str, page_size: int, lo: int | None, hi:
             yield page, response if total is None else {**response, "total": total}
 
 
+def _in_order(first: Iterator[Any], walks: _Walks) -> Iterator[tuple[Page, dict[str, Any]]]:
+    """The pages of the walk and of the slices that took over its rest, in time order."""
+    order: deque[Iterator[Any]] = deque([first])
+    try:
+        while order:
+            part = order.popleft()
+            for item in part:
+                if isinstance(item, _Cut):
+                    order.extendleft(reversed(walks.slices_of(item)))
+                    break  # the slice ended there
+                yield item
+    finally:
+        close = getattr(first, "close", None)
+        if close is not None:
+            close()
+        walks.close()
+
+
 def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None, after: list[Any] | None,
-           budget: _Budget, slice_rows: int, outer: bool) -> Iterator[tuple[Page, dict[str, Any]]]:
+           budget: _Walks, slice_rows: int, outer: bool) -> Iterator[Any]:
     """The walk over [lo, hi]. The outer walk cuts its rest into slices after its first page (as
     many as `total` calls for, one per `slice_rows`); a slice cuts its own rest after any page
     while places are free and more than one page is left, so the read never ends on one long
@@ -155,15 +214,10 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
     ranges.append((bounds[-1], hi))
     # one page waits in memory per slice (the rest on disk): many slices must not hold many pages.
     # The first continues this walk from its last row, in this walk's place (so `cut` new places).
-    slices = [Prefetcher(_slice(walk, time_field, page_size, start, stop, marker_of(rows[-1]) if i == 0 else None,
-                                budget, slice_rows, False), depth=1, start=True)
-              for i, (start, stop) in enumerate(ranges)]
-    try:
-        for part in slices:
-            yield from part
-    finally:
-        for part in slices:
-            part.close()
+    yield budget.cut([Prefetcher(_slice(walk, time_field, page_size, start, stop,
+                                        marker_of(rows[-1]) if i == 0 else None, budget, slice_rows, False),
+                                 depth=1, start=True)
+                      for i, (start, stop) in enumerate(ranges)])
 
 
 def _check_range(rows: Page, time_field: str, lo: int | None, hi: int | None) -> None:
