@@ -159,7 +159,7 @@ def _in_order(first: Iterator[Any], walks: _Walks) -> Iterator[tuple[Page, dict[
 
 
 def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int | None, after: list[Any] | None,
-           budget: _Walks, slice_rows: int, outer: bool) -> Iterator[Any]:
+           walks: _Walks, slice_rows: int, outer: bool) -> Iterator[Any]:
     """The walk over [lo, hi]. The outer walk cuts its rest into slices after its first page (as
     many as `total` calls for, one per `slice_rows`); a slice cuts its own rest after any page
     while places are free and more than one page is left, so the read never ends on one long
@@ -185,7 +185,7 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
             last = _ms(rows[-1].get(time_field))
             if len(rows) >= page_size and last is not None and end > last and not fast and left > page_size:
                 wanted = -(-left // slice_rows) - 1 if outer else -(-left // page_size) - 1
-                cut = budget.take(min(wanted, end - last))
+                cut = walks.take(min(wanted, end - last))
             if cut > 0:
                 break
             if outer:  # one walk: its pages are fetched ahead of the consumer, in a thread of their own
@@ -207,15 +207,15 @@ def _slice(walk: Walk, time_field: str, page_size: int, lo: int | None, hi: int 
         if close is not None:
             close()  # the walk is abandoned (slices go on from here) or done
         if not outer and cut <= 0:
-            budget.give_back()  # done fetching (or failed): a slice elsewhere may cut its rest
+            walks.give_back()  # done fetching (or failed): a slice elsewhere may cut its rest
     assert last is not None
     bounds = [last + (end - last) * i // (cut + 1) for i in range(cut + 1)]
     ranges: list[tuple[int, int | None]] = [(start, stop - 1) for start, stop in itertools.pairwise(bounds)]
     ranges.append((bounds[-1], hi))
     # one page waits in memory per slice (the rest on disk): many slices must not hold many pages.
     # The first continues this walk from its last row, in this walk's place (so `cut` new places).
-    yield budget.cut([Prefetcher(_slice(walk, time_field, page_size, start, stop,
-                                        marker_of(rows[-1]) if i == 0 else None, budget, slice_rows, False),
+    yield walks.cut([Prefetcher(_slice(walk, time_field, page_size, start, stop,
+                                        marker_of(rows[-1]) if i == 0 else None, walks, slice_rows, False),
                                  depth=1, start=True)
                       for i, (start, stop) in enumerate(ranges)])
 

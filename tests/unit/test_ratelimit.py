@@ -103,7 +103,6 @@ def test_with_nothing_in_flight_a_request_asks_again_once_the_window_has_slid() 
     assert clock.now - started >= 1.0
 
 
-
 def _burst(gov: RateGovernor, clock: FakeClock, count: int, spacing: float, latency: float,
            server_used: int) -> None:
     """The first request alone (as on a fresh count), then `count - 1` sent `spacing` apart, each
