@@ -48,6 +48,9 @@ class SandboxConfig:
     client_secret: str = "sandbox-client-secret"
     # which update-time field POST /opportunities/search honours (None: filters are refused)
     opportunity_update_field: str | None = "date_updated"
+    # which message field GET /conversations/messages/export's startDate/endDate filter: unconfirmed
+    # (CONTRACT §9), so the client must be right with "dateAdded", "dateUpdated" or None (ignored)
+    message_export_date_field: str | None = "dateAdded"
     # GET /calendars/events: the docs name no longest window and no cap on one answer (CONTRACT §9).
     # A number of days refuses longer windows with 422; a number of events silently cuts an answer.
     max_event_window_days: int | None = None

@@ -178,6 +178,20 @@ def add_messages(world: World, location_id: str, channels: list[str]) -> list[st
         return ids
 
 
+def read_messages(world: World, location_id: str, n: int) -> list[str]:
+    """`n` of the oldest messages were read just now: their status and `dateUpdated` change, their
+    `dateAdded` does not (what an export filtered by one or the other tells apart)."""
+    with world.lock:
+        loc = world.locations[location_id]
+        messages = loc.extra["messages"]
+        ids = sorted(messages, key=lambda m: (messages[m]["dateAdded"], m))[:n]
+        for message_id in ids:
+            stamp = max(data.now_ms(), data.ms_of(messages[message_id]["dateUpdated"]) + 1)
+            messages[message_id] = {**messages[message_id], "status": "read", "dateUpdated": data.iso_ms(stamp)}
+        loc.extra.pop("_export_cache", None)
+        return ids
+
+
 def reschedule_appointments(world: World, location_id: str, n: int, cancel: int) -> list[str]:
     with world.lock:
         loc = world.locations[location_id]

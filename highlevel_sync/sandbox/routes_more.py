@@ -173,13 +173,17 @@ def export_messages(world: World, call: Call) -> dict[str, Any]:
     if channel is not None and channel not in EXPORT_CHANNELS:
         raise unprocessable(f"channel must be one of {', '.join(EXPORT_CHANNELS)}")
     field = "dateUpdated" if sort_by == "updatedAt" else "dateAdded"
-    # startDate / endDate filter on creation time (the assumption the client must survive)
+    # startDate / endDate: which field they filter is unconfirmed (SandboxConfig.message_export_date_field)
     lo = ms_of(q["startDate"]) if q.get("startDate") else None
     hi = ms_of(q["endDate"]) if q.get("endDate") else None
+    filtered = world.config.message_export_date_field
     with world.lock:
         keys = _export_keys(loc, channel, field)  # ascending (stamp, id, added, message)
-        if lo is not None or hi is not None:
-            keys = [k for k in keys if (lo is None or k[2] >= lo) and (hi is None or k[2] <= hi)]
+        if (lo is not None or hi is not None) and filtered is not None:
+            def stamp(k: tuple[int, str, int, dict[str, Any]]) -> int:
+                return k[2] if filtered == "dateAdded" else ms_of(k[3][filtered])
+
+            keys = [k for k in keys if (lo is None or stamp(k) >= lo) and (hi is None or stamp(k) <= hi)]
         total = len(keys)
         if q.get("cursor"):
             try:

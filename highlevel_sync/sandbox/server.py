@@ -198,6 +198,9 @@ class Sandbox(RevenueControls):
     def add_messages(self, location_id: str, channels: list[str]) -> list[str]:
         return crm.add_messages(self.world, location_id, channels)
 
+    def read_messages(self, location_id: str, n: int) -> list[str]:
+        return crm.read_messages(self.world, location_id, n)
+
     def reschedule_appointments(self, location_id: str, n: int, cancel: int = 0) -> list[str]:
         return crm.reschedule_appointments(self.world, location_id, n, cancel)
 

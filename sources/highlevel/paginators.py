@@ -185,13 +185,19 @@ def start_after_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str, 
 
 def export_cursor_pages(fetch: JsonFetch, params: dict[str, Any], items_key: str) -> Iterator[Page]:
     """Page the message export by its opaque `nextCursor` (null when done)."""
+    return (rows for rows, _ in export_cursor_answers(fetch, params, items_key))
+
+
+def export_cursor_answers(fetch: JsonFetch, params: dict[str, Any], items_key: str
+                          ) -> Iterator[tuple[Page, dict[str, Any]]]:
+    """The export's pages with the answers that carried them (their `total`)."""
     query = dict(params)
     seen: set[str] = set()
     while True:
         response = fetch(query)
         rows = _rows(response, items_key)
         if rows:
-            yield rows
+            yield rows, response
         cursor = response.get("nextCursor")
         if not cursor or not rows:
             return
