@@ -148,6 +148,38 @@ def numbered_pages(
             yield rows
 
 
+def pages_ahead(fetch: JsonFetch, query: Callable[[int], dict[str, Any]], size: Callable[[dict[str, Any]], int],
+                limit: int, parallel: Parallel, expected_rows: int | None = None, widest: int = 8
+                ) -> Iterator[dict[str, Any]]:
+    """The answers of an offset walk that tells no total (`query(i)`: page i), in order, up to the
+    first short page.
+
+    Without a total, the next page is known to exist only once this one came back full, and one
+    page at a time leaves a distant API's budget idle. So pages go in waves sent at once: first
+    the pages `expected_rows` (what the listing held last time) calls for, then waves that double
+    from one page (at most `widest`). A listing as long as expected costs no request more than
+    one walk; a longer or first-time one wastes fewer requests than it has pages (those asked
+    beyond its end, dropped unread). Pages not yet sent when the walk ends are not sent.
+    """
+    index = 0
+    expected = -(-(expected_rows + 1) // limit) if expected_rows is not None else 0
+    wave = 1
+    while True:
+        if index < expected:
+            count = min(expected - index, widest)
+        else:
+            count, wave = wave, min(wave * 2, widest)
+        answers = parallel(fetch, [query(i) for i in range(index, index + count)])
+        for response in answers:
+            index += 1
+            yield response
+            if size(response) < limit:
+                close = getattr(answers, "close", None)
+                if close is not None:
+                    close()  # the rest of the wave is beyond the end
+                return
+
+
 def response_total(response: dict[str, Any]) -> int | None:
     """How many rows the query matches, where the answer says it: `total`, `totalCount`,
     `meta.total`, or (products) `total: [{total}]`."""

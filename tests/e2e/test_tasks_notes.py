@@ -127,7 +127,10 @@ def test_a_no_change_run_on_a_big_location_reads_only_the_open_tasks(highlevel_s
     every, open_ = len(h.sb.truth(loc, "tasks")), sum(not t["completed"] for t in h.sb.truth(loc, "tasks"))
     assert every > 3_000
     assert h.run(resources=["tasks"]).ok
-    assert task_requests(h, loc) == Counter(all=-(-every // 100))  # 32: the first run reads every task
+    # the first run reads every task, 32 pages; nothing was loaded, so how many there are is not known
+    # and pages go in waves (1, 2, 4, 8, 8...) that ask up to 7 beyond the end
+    assert -(-every // 100) <= task_requests(h, loc)["all"] < -(-every // 100) + 8
+    assert set(task_requests(h, loc)) == {"all"}
     h.sb.clear_requests()
     assert h.run(resources=["tasks"]).ok
     assert task_requests(h, loc) == Counter(open=-(-open_ // 100))  # 20 (1,911 open), not 32

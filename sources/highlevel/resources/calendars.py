@@ -21,6 +21,7 @@ Times arrive with the location's offset (`+05:30`) and are stored as UTC instant
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -105,17 +106,13 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     listed: set[str] = set()
     calendar_ids: set[str] = set()
     wide_refusals: dict[str, Any] = state.setdefault("wide_refused", {})
-    for calendar in ctx.calendars(calendar_list):
-        calendar_id = calendar.get("id")
-        if not calendar_id:
-            continue
-        calendar_ids.add(str(calendar_id))
-        for events in _calendar_events(ctx, str(calendar_id), start, end, wide_refusals, now):
-            listed.update(str(event.get("id")) for event in events)
-            rows = [_row(ctx, event) for event in events if event.get("id") not in deleted]
-            report.rows += len(rows)
-            if rows:
-                yield rows
+    calendar_ids.update(str(calendar["id"]) for calendar in ctx.calendars(calendar_list) if calendar.get("id"))
+    for events in _calendar_events(ctx, sorted(calendar_ids), start, end, wide_refusals, now):
+        listed.update(str(event.get("id")) for event in events)
+        rows = [_row(ctx, event) for event in events if event.get("id") not in deleted]
+        report.rows += len(rows)
+        if rows:
+            yield rows
     sweeping = options.reconcile and options.end_date is None
     judged = _judged(ctx, calendar_ids, start, end) if sweeping else set()
     # by id: what webhooks named, and what the sweep misses (moved out of the horizon, or deleted)
@@ -150,41 +147,69 @@ def _events(ctx: LocationContext, calendar_id: str, lower: datetime, upper: date
     return events
 
 
-def _calendar_events(ctx: LocationContext, calendar_id: str, start: datetime, end: datetime,
-                     refusals: dict[str, Any], now: datetime) -> Iterator[list[dict[str, Any]]]:
-    """One calendar's events of [start, end), one list per request.
+Window = tuple[str, datetime, datetime]  # a calendar and [lower, upper) of appointment start times
 
-    Wide windows first (the default rolling window is one request); if the API refuses one, narrow
-    windows for the rest, and for a day (`refusals`, in the resource state). A wide answer long
-    enough to have been cut short by a cap the API may apply is read again in narrow windows.
+
+class _Refused:
+    """A wide window the API would not answer (not a transient failure)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _calendar_events(ctx: LocationContext, calendar_ids: list[str], start: datetime, end: datetime,
+                     refusals: dict[str, Any], now: datetime) -> Iterator[list[dict[str, Any]]]:
+    """Every calendar's events of [start, end), one list per request, the calendars side by side.
+
+    Wide windows first (the default rolling window is one request per calendar). A window the API
+    refuses is read in narrow windows, and every window for a day (`refusals`, in the resource
+    state). A wide answer long enough to have been cut short by a cap the API may apply is read
+    again in narrow windows. Each step's requests are known before it starts, so they go out
+    together (`client.map_pages`): one at a time, a distant API's latency adds up per window.
     """
     narrow = settings.APPOINTMENT_BACKFILL_WINDOW
+
+    def fetch(window: Window) -> list[dict[str, Any]]:
+        return _events(ctx, *window)
+
     if _refused_lately(refusals.get(ctx.location_id), now):
-        for lower, upper in windows(start, end, narrow):
-            yield _events(ctx, calendar_id, lower, upper)
+        yield from ctx.client.map_pages(fetch, [(calendar_id, lower, upper) for calendar_id in calendar_ids
+                                                for lower, upper in windows(start, end, narrow)])
         return
-    for lower, upper in windows(start, end, settings.APPOINTMENT_WIDE_WINDOW):
-        if upper - lower <= narrow:
-            yield _events(ctx, calendar_id, lower, upper)
-            continue
+
+    def wide(window: Window) -> list[dict[str, Any]] | _Refused:
+        if window[2] - window[1] <= narrow:
+            return fetch(window)  # as narrow as it gets: any failure is the read's
         try:
-            events = _events(ctx, calendar_id, lower, upper)
+            return fetch(window)
         except ApiError as exc:
             if not isinstance(exc, _NoEventList) and (isinstance(exc, RateLimited) or exc.status is None
                                                       or exc.status in (401, 429) or exc.status >= 500):
                 raise  # not the window's answer: fails the resource as anywhere
-            reason = "a 200 without an events list" if isinstance(exc, _NoEventList) else f"HTTP {exc.status}"
-            refusals[ctx.location_id] = {"reason": reason, "at": to_iso_z(now)}
-            ctx.report("appointments").warnings.append(
-                f"calendar events: a {(upper - lower).days}-day window was refused ({reason}); reading "
-                f"{narrow.days}-day windows for a day")
-            yield from _calendar_events(ctx, calendar_id, lower, end, refusals, now)
-            return
-        if len(events) < settings.APPOINTMENT_SPLIT_AT:
-            yield events
+            return _Refused("a 200 without an events list" if isinstance(exc, _NoEventList) else f"HTTP {exc.status}")
+
+    spans = [(calendar_id, lower, upper) for calendar_id in calendar_ids
+             for lower, upper in windows(start, end, settings.APPOINTMENT_WIDE_WINDOW)]
+    if not spans:
+        return
+    # the first goes alone: if the API refuses wide windows, the others need not be refused too
+    probe = wide(spans[0])
+    answers = itertools.chain([probe], ctx.client.map_pages(wide, spans[1:]) if not isinstance(probe, _Refused)
+                              else (probe for _ in spans[1:]))
+    again: list[Window] = []
+    for (calendar_id, lower, upper), answer in zip(spans, answers, strict=True):
+        if isinstance(answer, _Refused):
+            if not _refused_lately(refusals.get(ctx.location_id), now):
+                refusals[ctx.location_id] = {"reason": answer.reason, "at": to_iso_z(now)}
+                ctx.report("appointments").warnings.append(
+                    f"calendar events: a {(upper - lower).days}-day window was refused ({answer.reason}); "
+                    f"reading {narrow.days}-day windows for a day")
+            again.extend((calendar_id, a, b) for a, b in windows(lower, upper, narrow))
+        elif upper - lower > narrow and len(answer) >= settings.APPOINTMENT_SPLIT_AT:
+            again.extend((calendar_id, a, b) for a, b in windows(lower, upper, narrow))
         else:
-            for first, last in windows(lower, upper, narrow):
-                yield _events(ctx, calendar_id, first, last)
+            yield answer
+    yield from ctx.client.map_pages(fetch, again)
 
 
 def _refused_lately(entry: Any, now: datetime) -> bool:

@@ -34,6 +34,7 @@ import dlt
 from .. import settings
 from ..errors import ApiError, ScopeError
 from ..normalize import convert_timestamps, to_iso_z
+from ..paginators import pages_ahead
 from .columns import location_key, text, ts
 from .context import LocationContext
 from .deletions import HARD_DELETE, hard_delete_rows
@@ -118,29 +119,36 @@ def tasks(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
 
 def _pages(ctx: LocationContext, completed: bool | None) -> Iterator[list[dict[str, Any]]]:
     """The location's tasks (only open or only completed ones, unless `completed` is None), a page
-    of rows at a time, until a short page."""
+    of rows at a time, until a short page. The answer tells no total: pages go ahead in waves, as
+    many as the tasks loaded last time call for, then growing (`pages_ahead`)."""
     path = settings.TASKS_SEARCH.format(location_id=ctx.location_id)
     limit = settings.TASKS_SEARCH_LIMIT
-    skip = 0
+
+    def query(index: int) -> dict[str, Any]:
+        return {"skip": index * limit, "limit": limit, **({} if completed is None else {"completed": completed})}
+
+    def fetch(query: dict[str, Any]) -> dict[str, Any]:
+        return ctx.client.post(path, version=settings.VERSION_2021_07_28, location_id=ctx.location_id, json=query)
+
+    def size(body: dict[str, Any]) -> int:
+        page = body.get("tasks")
+        return len(page) if isinstance(page, list) else 0
+
+    # what the listing held when last loaded: as many pages go at once, no request wasted if unchanged
+    loaded = ctx.known_ids.get("tasks") if completed is None else ctx.open_tasks
     seen: set[str] = set()
-    while True:
-        query: dict[str, Any] = {"skip": skip, "limit": limit}
-        if completed is not None:
-            query["completed"] = completed
-        body = ctx.client.post(path, version=settings.VERSION_2021_07_28, location_id=ctx.location_id,
-                               json=query)
+    for index, body in enumerate(pages_ahead(fetch, query, size, limit, ctx.client.map_pages,
+                                             expected_rows=len(loaded) if loaded else None)):
         page = body.get("tasks")
         if not isinstance(page, list) or not all(isinstance(task, dict) for task in page):
             raise ApiError(f"location {ctx.location_id}: tasks search response has no 'tasks' list of objects")
         rows = [_row(ctx, task) for task in page]
         ids = {row["id"] for row in rows}
         if rows and ids <= seen:  # the API ignored `skip`: the same page again
-            raise ApiError(f"location {ctx.location_id}: tasks search repeated a page at skip {skip}; stopping")
+            raise ApiError(f"location {ctx.location_id}: tasks search repeated a page at skip {index * limit}; "
+                           "stopping")
         seen |= ids
         yield rows
-        if len(page) < limit:
-            return
-        skip += len(page)
 
 
 def _by_id(ctx: LocationContext, contact_id: str, task_id: str) -> dict[str, Any] | Gone | None:
