@@ -15,6 +15,7 @@ default 0.5 ms per record; both 0 for loopback speed).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -36,6 +37,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3], sys.argv[4], Path(sys.argv[5]))
         return
+    # no options: the environment variables above set the latency; --help says so instead of running
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     port = free_port()
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "highlevel_sync.highlevel_pipeline", "sandbox", "serve", "--port", str(port),

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -391,7 +391,7 @@ def _extract_and_load(pipeline: Any, batch: Batch, loader_format: str | None, ta
         logger.info("normalizing and loading %d read(s)", len(batch.units))
         try:
             pipeline.normalize()
-            with dataset_lock(pipeline):  # other pipelines (Airflow shards) may load this dataset too
+            with dataset_lock(pipeline), _kept_open(pipeline):  # other pipelines (Airflow shards) may load it too
                 pipeline.load(workers=_load_workers(pipeline)).raise_on_failed_jobs()
         except Exception as exc:
             logger.debug("load failed", exc_info=True)
@@ -491,6 +491,33 @@ def _duckdb_configured() -> bool:
             if accessor.get("destination.duckdb.credentials"):
                 return True
     return False
+
+
+@contextlib.contextmanager
+def _kept_open(pipeline: Any) -> Iterator[None]:
+    """DuckDB: the database file stays open for the whole load step.
+
+    dlt opens the file for each job and closes it after (reading the catalog on every open, a
+    checkpoint on every close): an agency's no-change run spent a third of its time there. While
+    this process holds one connection, DuckDB keeps the database open, so each job's connection
+    joins it. Held only inside the dataset lock: other pipelines loading this file (Airflow shards)
+    open it in their turn.
+    """
+    destination = pipeline.destination
+    if destination is None or destination.destination_name != "duckdb":
+        yield
+        return
+    client = pipeline.sql_client()
+    try:
+        client.open_connection()
+    except Exception:  # the load opens the file itself and says what is wrong
+        logger.debug("could not hold the DuckDB file open for the load", exc_info=True)
+        yield
+        return
+    try:
+        yield
+    finally:
+        client.close_connection()
 
 
 def _load_workers(pipeline: Any) -> int:

@@ -17,11 +17,12 @@ Slices are contiguous and disjoint at millisecond granularity: [lo, b1 - 1 ms], 
 [bk, hi]; the last one keeps the walk's own upper bound (none for an open walk), so records
 changed during the read land where a single walk would find them. The first slice continues the
 first page's walk from its marker, so rows sharing the boundary millisecond are neither lost nor
-read twice.
+read twice. (A walk without markers, paged by an opaque cursor, starts the first slice at that
+millisecond instead, and its rows there come twice; see `sliced_walk`.)
 
 The time filter is not in the official spec (CONTRACT §9): a slice whose answer holds rows outside
-its range means the API ignored the filter, and the read falls back to one walk from the last row
-the consumer took.
+its range (and its margin) means the API ignored the filter, and the read falls back to one walk
+from the last row the consumer took.
 """
 
 from __future__ import annotations
@@ -196,9 +197,10 @@ def _in_order(first: Iterator[Any], walks: _Walks) -> Iterator[tuple[Page, dict[
 
 def _slice(walks: _Walks, lo: int | None, hi: int | None, after: list[Any] | None, outer: bool) -> Iterator[Any]:
     """The walk over [lo, hi]. The outer walk cuts its rest into slices after its first page (as
-    many as `total` calls for, one per `slice_rows`); a slice cuts its own rest after any page
-    while places are free and more than one page is left, so the read never ends on one long
-    slice walked a page at a time while the budget sits unused."""
+    many as `total` calls for, one per `slice_rows`); a slice cuts its own rest into pieces of two
+    pages or more after any page while places are free (and no earlier slice wants them), so the
+    read never ends on one long slice walked a page at a time while the budget sits unused.
+    (Pieces of one page would each end on a part-filled page: more requests for the same rows.)"""
     if not outer:  # this slice's thread: earlier slices are needed sooner, so they go first when short
         set_request_priority(float(lo or 0))
     time_field, page_size = walks.time_field, walks.page_size

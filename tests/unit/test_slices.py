@@ -70,3 +70,18 @@ def test_a_bunched_range_is_read_exactly_once_in_order_without_one_long_slice() 
     # that finish hand their places to it, and it cuts its rest again and again
     assert len(search.walks) > 16
     assert max(search.pages.values()) <= 60  # cut once at the start: 182 (measured)
+
+
+def test_free_places_go_to_the_earliest_slice_that_wants_them() -> None:
+    from sources.highlevel.slices import _Walks
+
+    walks = _Walks(FakeSearch([]).walk, "dateUpdated", PAGE, places=0, slice_rows=1_000, markers=True, margin=0)
+    early, late, done, also_done = walks.key(), walks.key(), walks.key(), walks.key()
+    assert walks.take(early, lo=1_000, wanted=3) == 0  # no place free yet: both wait
+    assert walks.take(late, lo=2_000, wanted=3) == 0
+    walks.leave(done, give_back=True)  # a slice is done: its place is free
+    assert walks.take(late, lo=2_000, wanted=3) == 0  # free, but the consumer needs the earlier slice first
+    assert walks.take(early, lo=1_000, wanted=3) == 1  # it cuts its rest and ends
+    walks.leave(also_done, give_back=True)
+    assert walks.take(late, lo=2_000, wanted=3) == 1  # nobody earlier wants places any more
+    assert walks.take(late, lo=2_000, wanted=0) == 0  # wanting nothing is no claim on them
