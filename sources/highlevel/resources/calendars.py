@@ -104,9 +104,8 @@ def appointments(ctx: LocationContext) -> Iterator[list[dict[str, Any]]]:
     report = ctx.report("appointments")
     deleted = ctx.deleted_ids("appointments")
     listed: set[str] = set()
-    calendar_ids: set[str] = set()
     wide_refusals: dict[str, Any] = state.setdefault("wide_refused", {})
-    calendar_ids.update(str(calendar["id"]) for calendar in ctx.calendars(calendar_list) if calendar.get("id"))
+    calendar_ids = {str(calendar["id"]) for calendar in ctx.calendars(calendar_list) if calendar.get("id")}
     for events in _calendar_events(ctx, sorted(calendar_ids), start, end, wide_refusals, now):
         listed.update(str(event.get("id")) for event in events)
         rows = [_row(ctx, event) for event in events if event.get("id") not in deleted]

@@ -52,7 +52,7 @@ MESSAGE_COLUMNS: dict[str, Any] = {
 # The export channels: no channel = everything except email; then email on its own.
 EXPORT_PASSES: tuple[str | None, ...] = (None, "Email")
 # Slices of the export ask this much beyond their range: whether `startDate`/`endDate` are
-# inclusive, and to what precision they compare, is unconfirmed; each slice keeps only its own rows
+# inclusive, and to what precision they compare, is unconfirmed; a row within it may come twice
 EXPORT_SLICE_MARGIN_MS = 1_000
 
 
