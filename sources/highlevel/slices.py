@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import settings
@@ -215,7 +215,7 @@ def _slice(walks: _Walks, lo: int | None, hi: int | None, after: list[Any] | Non
             return
         rows, response = first
         if not outer:
-            _check_range(rows, time_field, lo, hi, walks.margin)
+            check_range(_ends(rows), time_field, lo, hi, walks.margin)
         yield first
         total = response.get("total")
         left = total - len(rows) if isinstance(total, int) else 0
@@ -239,7 +239,7 @@ def _slice(walks: _Walks, lo: int | None, hi: int | None, after: list[Any] | Non
             if page is None:
                 return
             rows, response = page
-            _check_range(rows, time_field, lo, hi, walks.margin)
+            check_range(_ends(rows), time_field, lo, hi, walks.margin)
             yield page
             left -= len(rows)
     finally:
@@ -258,11 +258,18 @@ def _slice(walks: _Walks, lo: int | None, hi: int | None, after: list[Any] | Non
                      for i, (start, stop) in enumerate(ranges)])
 
 
-def _check_range(rows: Page, time_field: str, lo: int | None, hi: int | None, margin: int) -> None:
-    for row in (rows[0], rows[-1]) if rows else ():
+def check_range(rows: Iterable[dict[str, Any]], time_field: str, lo: int | None, hi: int | None,
+                margin: int = 0) -> None:
+    """FilterIgnored if one of `rows` lies beyond [lo - margin, hi + margin]. A slice checks its pages'
+    first and last rows (the answer is sorted by `time_field`)."""
+    for row in rows:
         stamp = stamp_ms(row.get(time_field))
         if stamp is not None and ((lo is not None and stamp < lo - margin) or (hi is not None and stamp > hi + margin)):
             raise FilterIgnored(f"a row at {stamp} outside the slice [{lo}, {hi}]")
+
+
+def _ends(rows: Page) -> tuple[dict[str, Any], ...]:
+    return (rows[0], rows[-1]) if rows else ()
 
 
 def stamp_ms(value: Any) -> int | None:

@@ -22,7 +22,7 @@ import dlt
 from .. import settings
 from ..normalize import convert_timestamps, to_iso_z
 from ..paginators import Page, export_cursor_answers, export_cursor_pages, prefetch, sort_value_pages
-from ..slices import FilterIgnored, sliced_walk, stamp_ms
+from ..slices import check_range, sliced_walk
 from .columns import json_column, text, ts
 from .context import LocationContext, ResourceReport
 from .cursors import LocationCursor
@@ -135,20 +135,13 @@ def _every_message(ctx: LocationContext, channel: str | None) -> Iterator[list[d
         if hi is not None:
             params["endDate"] = _iso(hi + EXPORT_SLICE_MARGIN_MS)
         for rows, response in export_cursor_answers(fetch, params, "messages"):
-            for row in rows:  # every row: the answer's order is not relied on either
-                _check_created(row, lo, hi)
+            # every row: the answer's order is not relied on either
+            check_range(rows, "dateAdded", lo, hi, EXPORT_SLICE_MARGIN_MS)
             yield rows, response
 
     for rows, _ in sliced_walk(walk, "dateAdded", settings.MESSAGES_EXPORT_LIMIT, None, None,
                                max_slices=ctx.options.search_slices, markers=False, margin=EXPORT_SLICE_MARGIN_MS):
         yield rows
-
-
-def _check_created(row: dict[str, Any], lo: int | None, hi: int | None) -> None:
-    stamp = stamp_ms(row.get("dateAdded"))
-    margin = EXPORT_SLICE_MARGIN_MS
-    if stamp is not None and ((lo is not None and stamp < lo - margin) or (hi is not None and stamp > hi + margin)):
-        raise FilterIgnored(f"a message created at {stamp}, beyond the slice [{lo}, {hi}]")
 
 
 def _iso(ms: int) -> str:
